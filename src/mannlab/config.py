@@ -1,0 +1,154 @@
+"""Run configuration: YAML files validated by pydantic into typed objects.
+
+A config has four sections: ``task``, ``model``, ``train`` and ``seed``. The
+``name`` field of ``task`` and ``model`` picks the variant; each variant's
+config knows how to build its object (``build``). Unknown fields are errors,
+and every error names the field and the offending value.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A malformed configuration; the message names the field and the value."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- tasks
+class CopyConfig(Strict):
+    name: Literal["copy"]
+    bits: int = Field(8, ge=1)
+    min_length: int = Field(1, ge=1)
+    max_length: int = Field(20, ge=1)
+    length_buckets: int = Field(4, ge=1)
+
+    def build(self):
+        from mannlab.tasks.copy import CopyTask
+
+        return CopyTask(self.bits, self.min_length, self.max_length, self.length_buckets)
+
+
+TaskConfig = Annotated[Union[CopyConfig], Field(discriminator="name")]
+
+
+# ---------------------------------------------------------------- models
+class LSTMConfig(Strict):
+    name: Literal["lstm"]
+    hidden_size: int = Field(256, ge=1)
+    layers: int = Field(3, ge=1)
+
+    def build(self, input_size: int, output_size: int, key):
+        from mannlab.models.lstm import LSTM
+
+        return LSTM(input_size, output_size, self.hidden_size, self.layers, key=key)
+
+
+class NTMConfig(Strict):
+    name: Literal["ntm"]
+    controller: Literal["lstm", "feedforward"] = "lstm"
+    controller_size: int = Field(100, ge=1)
+    controller_layers: int = Field(1, ge=1)
+    memory_size: int = Field(128, ge=1)
+    memory_width: int = Field(20, ge=1)
+    read_heads: int = Field(1, ge=1)
+    write_heads: int = Field(1, ge=1)
+    shared_head: bool = False
+    shift_range: int = Field(1, ge=0)
+    memory_init: Literal["constant", "learned", "random"] = "constant"
+
+    def build(self, input_size: int, output_size: int, key):
+        from mannlab.models.ntm import NTM
+
+        return NTM(input_size, output_size, key=key,
+                   **self.model_dump(exclude={"name"}))
+
+
+ModelConfig = Annotated[Union[LSTMConfig, NTMConfig], Field(discriminator="name")]
+
+
+# ---------------------------------------------------------------- training
+class TrainConfig(Strict):
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
+    learning_rate: float = Field(1e-4, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    decay: float = Field(0.95, gt=0, lt=1)
+    clip_value: float = Field(10.0, gt=0)
+    batch_size: int = Field(1, ge=1)
+    max_steps: int = Field(100_000, ge=1)
+    max_seconds: float | None = Field(None, gt=0)
+    converge_at: float | None = Field(
+        0.01, ge=0, description="stop once the held-out convergence metric is below this")
+    eval_every: int = Field(1000, ge=1)
+    eval_size: int = Field(1000, ge=1)
+    log_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(5000, ge=1)
+    window: int = Field(1000, ge=1, description="sliding-window length for averages, in steps")
+
+
+class RunConfig(Strict):
+    task: TaskConfig
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+    seed: int = 0
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part, {}), dict):
+            raise ConfigError(f"override {dotted}: {part!r} is not a section")
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML scalars."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. train.batch_size=16")
+        key, value = item.split("=", 1)
+        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+    return raw
+
+
+def _format(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(parts)
+
+
+def parse_config(raw: Any, source: str = "config") -> RunConfig:
+    """Validate a dict into a RunConfig, raising ConfigError with one line."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with task and model sections, "
+                          f"got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_format(err)}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read, override and validate a YAML config file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    return parse_config(apply_overrides(raw or {}, list(overrides)), str(path))
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

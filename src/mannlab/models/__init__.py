@@ -1,0 +1,1 @@
+"""Sequence models sharing one interface (see `mannlab.models.base`)."""

@@ -1,0 +1,78 @@
+"""The interface every mannlab model meets.
+
+A model is an Equinox module with
+
+* ``init_state(batch) -> State``: the state before the first step; every leaf
+  has a leading batch axis B.
+* ``step(state, x) -> (state, y, trace)``: one time step. ``x`` is [B, I],
+  ``y`` is [B, O] (logits: the task applies sigmoid or softmax), ``trace`` is a
+  NamedTuple of what a person may want to see at this step (an empty tuple if
+  nothing). ``step`` is a pure function: put it in your own ``lax.scan``.
+* ``__call__(xs, state, mask=None, with_trace=False) -> (ys, state[, traces])``:
+  the whole sequence, time-major: ``xs`` [T, B, I], ``ys`` [T, B, O].
+
+`SequenceModel` supplies ``__call__`` (a ``lax.scan`` over ``step`` with
+padding masks) so a subclass writes only ``init_state`` and ``step``.
+"""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+
+def keep_where(mask: jnp.ndarray, new: Any, old: Any) -> Any:
+    """Per batch element, take `new` where mask is True and `old` elsewhere.
+
+    Args:
+      mask: [B] booleans.
+      new, old: pytrees whose leaves all have leading axis B.
+    """
+
+    def pick(n, o):
+        m = mask.reshape(mask.shape + (1,) * (n.ndim - 1))
+        return jnp.where(m, n, o)
+
+    return jax.tree.map(pick, new, old)
+
+
+class SequenceModel(eqx.Module):
+    """Base class: subclasses implement `init_state` and `step`."""
+
+    def init_state(self, batch: int) -> Any:
+        raise NotImplementedError
+
+    def step(self, state: Any, x: jnp.ndarray) -> tuple[Any, jnp.ndarray, Any]:
+        raise NotImplementedError
+
+    def __call__(self, xs: jnp.ndarray, state: Any, mask: jnp.ndarray | None = None,
+                 with_trace: bool = False):
+        """Run the whole sequence.
+
+        Args:
+          xs: [T, B, I] inputs, time-major.
+          state: from `init_state(B)` or a previous call.
+          mask: optional [T, B] booleans; at a False step the state is left
+            exactly as it was (padding is inert).
+          with_trace: also return the stacked per-step traces.
+        Returns:
+          (ys [T, B, O], final state) or, with `with_trace`, (ys, state, traces)
+          where each trace leaf has leading axes [T, B].
+        """
+        if xs.ndim != 3:
+            raise ValueError(f"xs must be [T, B, I], got shape {xs.shape}")
+        if mask is None:
+            mask = jnp.ones(xs.shape[:2], dtype=bool)
+
+        def body(carry, inputs):
+            x, m = inputs
+            new_state, y, trace = self.step(carry, x)
+            new_state = keep_where(m, new_state, carry)
+            return new_state, ((y, trace) if with_trace else y)
+
+        state, out = jax.lax.scan(body, state, (xs, mask))
+        if with_trace:
+            ys, traces = out
+            return ys, state, traces
+        return out, state

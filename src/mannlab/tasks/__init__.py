@@ -1,0 +1,1 @@
+"""Tasks: data generators and their metrics (see `mannlab.tasks.base`)."""

@@ -1,0 +1,50 @@
+"""What every task provides, and the batch it produces.
+
+A task has ``input_size`` and ``output_size``, ``sample(rng, batch_size,
+length=None) -> Batch`` (numpy, from a seeded ``np.random.Generator``; ``length``
+None means the training distribution, an int means exactly that length, for
+generalisation tests), and a pure JAX ``loss(ys, batch) -> (loss, metrics)``
+where ``loss`` is the scalar to minimise and ``metrics`` maps names to
+per-sequence values [B]. ``metric_names`` lists them, the first being the one
+convergence is judged on.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Batch(NamedTuple):
+    """A padded, time-major batch.
+
+    inputs: [T, B, I] float32.
+    targets: [T, B, O] float32 (bit targets) or [T, B] int32 (class targets).
+    loss_mask: [T, B] float32, 1 where the target is scored.
+    step_mask: [T, B] bool, False on padding after a sequence's end.
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    loss_mask: np.ndarray
+    step_mask: np.ndarray
+
+
+def bucket_edges(min_length: int, max_length: int, buckets: int) -> list[int]:
+    """Maximum lengths of `buckets` padding buckets spread over [min, max].
+
+    Batches are padded to the smallest edge that holds them, so at most
+    `buckets` programs are compiled and padding wastes little time.
+    """
+    if buckets < 1:
+        raise ValueError(f"length_buckets must be >= 1, got {buckets}")
+    span = max_length - min_length
+    edges = {min_length + int(np.ceil(span * (k + 1) / buckets)) for k in range(buckets)}
+    return sorted(edges)
+
+
+def pad_length(length: int, edges: list[int]) -> int:
+    """The smallest bucket edge >= length (or length itself beyond the last)."""
+    for edge in edges:
+        if edge >= length:
+            return edge
+    return length
