@@ -48,3 +48,20 @@ def pad_length(length: int, edges: list[int]) -> int:
         if edge >= length:
             return edge
     return length
+
+
+def pad_time(batch: Batch, steps: int) -> Batch:
+    """Extend a batch with inert padding steps up to `steps` time steps."""
+    extra = steps - batch.inputs.shape[0]
+    if extra < 0:
+        raise ValueError(f"cannot pad a batch of {batch.inputs.shape[0]} steps to {steps}")
+    if extra == 0:
+        return batch
+    return Batch(*(np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)]) for a in batch))
+
+
+def stack_seeds(batches: list[Batch]) -> Batch:
+    """Stack one batch per seed along a new leading axis, padding to a common length."""
+    steps = max(b.inputs.shape[0] for b in batches)
+    padded = [pad_time(b, steps) for b in batches]
+    return Batch(*(np.stack(parts) for parts in zip(*padded)))

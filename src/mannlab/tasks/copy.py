@@ -10,6 +10,9 @@ import numpy as np
 from mannlab.tasks.base import Batch, bucket_edges, pad_length
 from mannlab.tasks.bits import bit_loss
 
+HELDOUT_SEED = 2014_10_20
+"""Seed of the held-out evaluation stream; training streams use the run seeds."""
+
 
 class CopyTask:
     metric_names = ("bits_wrong", "cost")
@@ -54,3 +57,9 @@ class CopyTask:
 
     def loss(self, ys, batch: Batch):
         return bit_loss(ys, batch.targets, batch.loss_mask)
+
+    def heldout(self, size: int, chunk: int = 500) -> list[Batch]:
+        """A fixed evaluation set of `size` sequences from the training
+        distribution, the same for every run and seed (its own PRNG stream)."""
+        rng = np.random.default_rng(HELDOUT_SEED)
+        return [self.sample(rng, min(chunk, size - i)) for i in range(0, size, chunk)]

@@ -1,0 +1,82 @@
+"""Evaluation of trained runs: generalisation tables and single traced sequences."""
+
+import json
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mannlab.config import RunConfig
+from mannlab.training.checkpoint import load_checkpoint
+from mannlab.training.optimizer import make_optimizer
+from mannlab.training.rundir import CHECKPOINT_FILE
+from mannlab.training.step import make_eval_step
+from mannlab.training.trainer import build_model, stack_trees
+
+
+def load_models(config: RunConfig, task, seed_dirs: list[Path]):
+    """(stacked params [S, ...], static) of the checkpoints in `seed_dirs`."""
+    from mannlab.training.rundir import seed_of
+
+    params_list = []
+    for d in seed_dirs:
+        model = build_model(config, task, seed_of(d))
+        params, static = eqx.partition(model, eqx.is_array)
+        opt_skeleton = make_optimizer(config.train).init(params)
+        loaded, _, _ = load_checkpoint(d / CHECKPOINT_FILE, params, opt_skeleton)
+        params_list.append(loaded)
+    return stack_trees(params_list), static
+
+
+def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
+                   sequences: int = 1000, chunk: int = 250, **task_kwargs) -> dict:
+    """Mean metrics per seed at each fixed length.
+
+    Every length has its own fixed data stream (seeded by the length), so runs
+    are compared on the same sequences.
+
+    Returns:
+      {"lengths": [...], "metrics": [names], "seeds": {seed_dir_name: {length: {metric: mean}}}}
+    """
+    task = config.task.build()
+    params, static = load_models(config, task, seed_dirs)
+    eval_step = make_eval_step(static, task)
+    table = {d.name: {} for d in seed_dirs}
+    for length in lengths:
+        rng = np.random.default_rng([length, *task_kwargs.values()])
+        per_seq = []
+        for start in range(0, sequences, chunk):
+            batch = task.sample(rng, min(chunk, sequences - start), length=length, **task_kwargs)
+            per_seq.append(np.asarray(eval_step(params, jax.tree.map(jnp.asarray, batch))))
+        means = np.concatenate(per_seq, axis=-1).mean(-1)  # [S, K]
+        for i, d in enumerate(seed_dirs):
+            table[d.name][str(length)] = {n: float(means[i, k])
+                                          for k, n in enumerate(task.metric_names)}
+    return {"lengths": lengths, "sequences": sequences, "task_kwargs": task_kwargs,
+            "metrics": list(task.metric_names), "seeds": table}
+
+
+def save_eval(seed_dirs: list[Path], result: dict, name: str = "eval.json") -> None:
+    for d in seed_dirs:
+        own = {**result, "seeds": {d.name: result["seeds"][d.name]}}
+        (d / name).write_text(json.dumps(own, indent=2) + "\n")
+
+
+def trace_sequence(config: RunConfig, seed_dir: Path, length: int, sample_seed: int = 0,
+                   **task_kwargs):
+    """Run one sequence of `length` through a trained seed with its trace.
+
+    Returns (batch with B = 1, outputs [T, O] as probabilities, trace with
+    leaves [T, ...]).
+    """
+    task = config.task.build()
+    params, static = load_models(config, task, [seed_dir])
+    model = eqx.combine(jax.tree.map(lambda x: x[0], params), static)
+    batch = task.sample(np.random.default_rng(sample_seed), 1, length=length, **task_kwargs)
+    ys, _, trace = model(jnp.asarray(batch.inputs), model.init_state(1),
+                         jnp.asarray(batch.step_mask), with_trace=True)
+    probs = jax.nn.sigmoid(ys) if batch.targets.ndim == 3 else jax.nn.softmax(ys, -1)
+    trace = jax.tree.map(lambda x: np.asarray(x[:, 0]), trace)
+    return batch, np.asarray(probs[:, 0]), trace

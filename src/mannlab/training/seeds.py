@@ -1,0 +1,48 @@
+"""Running many seeds: one vmapped program, or one process per core.
+
+Both give each seed the same initialisation and data stream, so per-seed
+results agree either way (up to float reassociation). On this project's CPU
+machines one process per core measured faster than vmapping batch-1 models
+(docs/benchmarks.md), so `auto` picks processes on a CPU and vmap elsewhere.
+"""
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Literal
+
+Execution = Literal["auto", "vmap", "processes"]
+
+
+def choose_execution(execution: Execution, seeds: int) -> str:
+    if execution != "auto":
+        return execution
+    if seeds == 1:
+        return "vmap"
+    import jax
+
+    return "processes" if jax.default_backend() == "cpu" else "vmap"
+
+
+def _train_one(run_dir: str, seed: int) -> dict:
+    from mannlab.training.rundir import open_run
+    from mannlab.training.trainer import Trainer
+
+    run, config, _ = open_run(run_dir)
+    (result,) = Trainer(run, config, [seed]).train()
+    return result.__dict__
+
+
+def train_in_processes(run: Path, seeds: list[int], workers: int | None = None, on_done=None):
+    """Train each seed in its own process, `workers` at a time (default: cores)."""
+    workers = workers or min(len(seeds), os.cpu_count() or 1)
+    ctx = multiprocessing.get_context("spawn")
+    results = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_train_one, str(run), s): s for s in seeds}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            if on_done:
+                on_done(results[futures[fut]])
+    return [results[s] for s in seeds]

@@ -1,0 +1,66 @@
+"""The jitted training and evaluation steps, vectorised over independent seeds.
+
+A model is split once into its arrays (``params``) and the static rest; the
+steps below work on ``params`` stacked along a leading seed axis S, so
+``--seeds 8`` is one compiled program (``jax.vmap``). Every seed has its own
+data, so batches also carry the seed axis first: inputs [S, T, B, I].
+"""
+
+from typing import Callable, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from mannlab.tasks.base import Batch
+
+
+class StepOutput(NamedTuple):
+    """Per seed: loss [S] and per-sequence metrics averaged over the batch
+    [S, K] (K = len(task.metric_names)), gradient global norm [S]."""
+
+    loss: jnp.ndarray
+    metrics: jnp.ndarray
+    grad_norm: jnp.ndarray
+
+
+def sequence_loss(params, static, task, batch: Batch):
+    """Run the model over a batch and score it: (loss, per-sequence metrics)."""
+    model = eqx.combine(params, static)
+    B = batch.inputs.shape[1]
+    ys, _ = model(batch.inputs, model.init_state(B), batch.step_mask)
+    return task.loss(ys, batch)
+
+
+def make_train_step(static, task, optimizer: optax.GradientTransformation) -> Callable:
+    """A jitted ``(params, opt_state, batch, active) -> (params, opt_state, StepOutput)``.
+
+    Leading axis S on everything; ``active`` [S] bool freezes seeds that have
+    stopped (converged) so they stay exactly where a lone run would stop.
+    """
+
+    def one(params, opt_state, batch, active):
+        def loss_fn(p):
+            return sequence_loss(p, static, task, batch)
+
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, new_opt = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda n, o: jnp.where(active, n, o)  # noqa: E731
+        new_params = jax.tree.map(keep, new_params, params)
+        new_opt = jax.tree.map(keep, new_opt, opt_state)
+        means = jnp.stack([metrics[k].mean() for k in task.metric_names])
+        return new_params, new_opt, StepOutput(loss, means, optax.global_norm(grads))
+
+    return jax.jit(jax.vmap(one), donate_argnums=(0, 1))
+
+
+def make_eval_step(static, task) -> Callable:
+    """A jitted ``(params, batch) -> metrics [S, K, B]`` on one batch shared by all seeds."""
+
+    def one(params, batch):
+        _, metrics = sequence_loss(params, static, task, batch)
+        return jnp.stack([metrics[k] for k in task.metric_names])
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))

@@ -1,0 +1,259 @@
+"""The training loop: one compiled step for all seeds, logging, evaluation, checkpoints.
+
+`train_seeds` trains the listed seeds of a run directory together (stacked on
+a leading axis, one `jax.vmap`-ed program). Each seed has its own model
+initialisation (``PRNGKey(seed)``) and its own data stream
+(``numpy.random.default_rng(seed)``), so a seed's result does not depend on
+which other seeds share its program. A seed stops at convergence (held-out
+metric below ``train.converge_at``) and is frozen while the others go on; all
+stop at the step or time budget.
+"""
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mannlab.config import RunConfig
+from mannlab.tasks.base import stack_seeds
+from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
+from mannlab.training.optimizer import make_optimizer
+from mannlab.training.rundir import CHECKPOINT_FILE, model_summary, seed_dir
+from mannlab.training.step import make_eval_step, make_train_step
+
+
+def build_model(config: RunConfig, task, seed: int):
+    """The model of `config` for `task`, initialised from PRNGKey(seed)."""
+    return config.model.build(task.input_size, task.output_size, jax.random.PRNGKey(seed))
+
+
+def stack_trees(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack_tree(tree, i: int):
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+@dataclass
+class SeedProgress:
+    """Host-side state of one seed: everything besides params needed to resume."""
+
+    seed: int
+    dir: Path
+    rng: np.random.Generator
+    window: int
+    step: int = 0
+    seconds: float = 0.0
+    converged: dict | None = None
+    last_eval: dict | None = None
+    windows: dict = field(default_factory=dict)
+
+    def push(self, name: str, value: float) -> None:
+        self.windows.setdefault(name, deque(maxlen=self.window)).append(value)
+
+    def average(self, name: str) -> float:
+        values = self.windows.get(name)
+        return float(np.mean(values)) if values else float("nan")
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "step": self.step, "seconds": self.seconds,
+                "rng": self.rng.bit_generator.state, "converged": self.converged,
+                "last_eval": self.last_eval,
+                "windows": {k: list(v) for k, v in self.windows.items()}}
+
+    def restore(self, state: dict) -> None:
+        self.step, self.seconds = state["step"], state["seconds"]
+        self.rng.bit_generator.state = state["rng"]
+        self.converged, self.last_eval = state["converged"], state["last_eval"]
+        self.windows = {k: deque(v, maxlen=self.window) for k, v in state["windows"].items()}
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    steps: int
+    seconds: float
+    converged: dict | None
+    heldout: dict | None
+
+
+class Trainer:
+    """Trains `seeds` of the run in `run_dir` (created by `rundir.create_run`)."""
+
+    def __init__(self, run_dir: Path, config: RunConfig, seeds: list[int],
+                 reporter=None):
+        self.run_dir, self.config, self.cfg = Path(run_dir), config, config.train
+        self.task = config.task.build()
+        self.optimizer = make_optimizer(self.cfg)
+        models = [build_model(config, self.task, s) for s in seeds]
+        params, self.static = eqx.partition(models[0], eqx.is_array)
+        self.params = stack_trees([eqx.filter(m, eqx.is_array) for m in models])
+        self.opt_state = jax.vmap(self.optimizer.init)(self.params)
+        self.seeds = [SeedProgress(s, seed_dir(run_dir, s), np.random.default_rng(s),
+                                   self.cfg.window) for s in seeds]
+        self.reporter = reporter
+        self.config_json = json.dumps(config.model_dump(mode="json"))
+        self._train_step = make_train_step(self.static, self.task, self.optimizer)
+        self._eval_step = make_eval_step(self.static, self.task)
+        self._heldout = None
+        self._writers = {}
+        self._resume_if_possible()
+        summary = self.run_dir / "model.txt"
+        if not summary.exists():
+            summary.write_text(model_summary(models[0], config))
+
+    # ------------------------------------------------------------ persistence
+    def _resume_if_possible(self) -> None:
+        paths = [p.dir / CHECKPOINT_FILE for p in self.seeds]
+        if not any(p.exists() for p in paths):
+            return
+        p_skel, o_skel = unstack_tree(self.params, 0), unstack_tree(self.opt_state, 0)
+        loaded = [load_checkpoint(path, p_skel, o_skel) for path in paths]
+        self.params = stack_trees([lp[0] for lp in loaded])
+        self.opt_state = stack_trees([lp[1] for lp in loaded])
+        for progress, (_, _, state) in zip(self.seeds, loaded):
+            progress.restore(state)
+
+    def save(self) -> None:
+        for i, p in enumerate(self.seeds):
+            save_checkpoint(p.dir / CHECKPOINT_FILE, unstack_tree(self.params, i),
+                            unstack_tree(self.opt_state, i), p.to_json(), self.config_json)
+
+    def writer(self, p: SeedProgress):
+        if p.seed not in self._writers:
+            from tensorboardX import SummaryWriter
+
+            self._writers[p.seed] = SummaryWriter(logdir=str(p.dir), flush_secs=10)
+        return self._writers[p.seed]
+
+    def _log(self, p: SeedProgress, record: dict) -> None:
+        with open(p.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        w = self.writer(p)
+        prefix = record["split"]
+        for k, v in record.items():
+            if isinstance(v, (int, float)) and k not in ("step", "split"):
+                w.add_scalar(f"{prefix}/{k}", v, record["step"])
+
+    # ------------------------------------------------------------ evaluation
+    def heldout(self):
+        if self._heldout is None:
+            self._heldout = [jax.tree.map(jnp.asarray, b)
+                             for b in self.task.heldout(self.cfg.eval_size)]
+        return self._heldout
+
+    def evaluate(self) -> np.ndarray:
+        """Held-out metric means [S, K] for every seed."""
+        per_seq = [np.asarray(self._eval_step(self.params, b)) for b in self.heldout()]
+        return np.concatenate(per_seq, axis=-1).mean(-1)
+
+    # ------------------------------------------------------------ the loop
+    def _active(self) -> np.ndarray:
+        return np.array([p.converged is None for p in self.seeds])
+
+    def _out_of_budget(self) -> bool:
+        p = self.seeds[0]
+        over_steps = max(q.step for q in self.seeds) >= self.cfg.max_steps
+        over_time = self.cfg.max_seconds is not None and p.seconds >= self.cfg.max_seconds
+        return over_steps or over_time
+
+    def train(self) -> list[SeedResult]:
+        cfg, names = self.cfg, self.task.metric_names
+        started = time.perf_counter()
+        base_seconds = [p.seconds for p in self.seeds]
+        pending, interval_start, interval_steps = [], time.perf_counter(), 0
+
+        def clock():
+            now = time.perf_counter() - started
+            for p, base in zip(self.seeds, base_seconds):
+                if p.converged is None:
+                    p.seconds = base + now
+
+        def flush():
+            nonlocal pending, interval_start, interval_steps
+            if not pending:
+                return
+            outs = jax.device_get(pending)
+            elapsed = time.perf_counter() - interval_start
+            for i, p in enumerate(self.seeds):
+                rows = [(o.loss[i], o.metrics[i], o.grad_norm[i], a[i]) for o, a in outs]
+                rows = [r for r in rows if r[3]]
+                if not rows:
+                    continue
+                for _, m, _, _ in rows:
+                    for k, name in enumerate(names):
+                        p.push(name, float(m[k]))
+                record = {"split": "train", "step": p.step, "seconds": round(p.seconds, 3),
+                          "sequences": p.step * cfg.batch_size,
+                          "loss": float(np.mean([r[0] for r in rows])),
+                          "grad_norm": float(np.mean([r[2] for r in rows])),
+                          "learning_rate": cfg.learning_rate,
+                          "seq_per_s": len(rows) * cfg.batch_size / max(elapsed, 1e-9)}
+                for k, name in enumerate(names):
+                    record[name] = float(np.mean([r[1][k] for r in rows]))
+                    record[f"{name}_window"] = p.average(name)
+                self._log(p, record)
+            pending, interval_start, interval_steps = [], time.perf_counter(), 0
+
+        def evaluate():
+            means = self.evaluate()
+            clock()
+            for i, p in enumerate(self.seeds):
+                if p.converged is not None:
+                    continue
+                result = {name: float(means[i, k]) for k, name in enumerate(names)}
+                p.last_eval = result
+                self._log(p, {"split": "heldout", "step": p.step,
+                              "seconds": round(p.seconds, 3), **result})
+                if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
+                    p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
+                                   "sequences": p.step * cfg.batch_size}
+
+        if self.reporter:
+            self.reporter.start(self)
+        while self._active().any() and not self._out_of_budget():
+            active = self._active()
+            batch = stack_seeds([self.task.sample(p.rng, cfg.batch_size) if a else
+                                 self.task.sample(np.random.default_rng(0), cfg.batch_size)
+                                 for p, a in zip(self.seeds, active)])
+            self.params, self.opt_state, out = self._train_step(
+                self.params, self.opt_state, jax.tree.map(jnp.asarray, batch),
+                jnp.asarray(active))
+            pending.append((out, active))
+            interval_steps += 1
+            for p, a in zip(self.seeds, active):
+                p.step += int(a)
+            step = max(p.step for p in self.seeds)
+            if step % cfg.log_every == 0:
+                clock()
+                flush()
+                if self.reporter:
+                    self.reporter.update(self)
+            if step % cfg.eval_every == 0:
+                flush()
+                evaluate()
+            if step % cfg.checkpoint_every == 0:
+                flush()
+                clock()
+                self.save()
+        flush()
+        if any(p.last_eval is None or p.converged is None for p in self.seeds):
+            evaluate()
+        clock()
+        self.save()
+        if self.reporter:
+            self.reporter.finish(self)
+        for w in self._writers.values():
+            w.close()
+        results = [SeedResult(p.seed, p.step, p.seconds, p.converged, p.last_eval)
+                   for p in self.seeds]
+        for p, r in zip(self.seeds, results):
+            (p.dir / "summary.json").write_text(json.dumps(r.__dict__, indent=2) + "\n")
+        return results

@@ -1,0 +1,1 @@
+"""Figures of models at work (matplotlib, headless)."""
