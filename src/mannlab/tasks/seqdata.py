@@ -1,0 +1,183 @@
+"""Shared machinery of the symbol-sequence tasks (logic, POS, sentences).
+
+Each example is an `Example`: a sequence of input ids, a sequence of target
+class ids of the same length (one symbol in and one out per step) and a 0/1
+score per step. `SymbolSequenceTask` turns lists of examples into padded,
+time-major batches (length-bucketed so few programs compile), samples training
+batches, and provides the deterministic evaluation sets:
+
+* ``eval_batches(batch_size)``: the held-out split, in a fixed order;
+* ``train_eval_batches(batch_size, limit=None)``: the training split (the
+  paper reports F1 on the training set), in a fixed order.
+
+Data paths: an absolute path is used as is; a relative one is resolved against
+the project root (the directory holding ``pyproject.toml`` above this package,
+or ``$MANNLAB_ROOT`` when set, else the working directory), so the default
+``../shared/data/...`` works from anywhere.
+"""
+
+import gzip
+import io
+import lzma
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from mannlab.tasks.base import Batch, bucket_edges, pad_length
+from mannlab.tasks.classes import class_loss, symbol_scores
+
+
+def project_root() -> Path:
+    env = os.environ.get("MANNLAB_ROOT")
+    if env:
+        return Path(env)
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").is_file():
+            return parent
+    return Path.cwd()
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """An absolute path as is; a relative one against the project root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+def open_text(path: str | os.PathLike) -> io.TextIOBase:
+    """Open a UTF-8 text file, transparently decompressing ``.xz`` and ``.gz``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    if path.suffix == ".xz":
+        return lzma.open(path, "rt", encoding="utf-8")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+class Example(NamedTuple):
+    """One sequence: ``inputs`` and ``targets`` [L] int ids, ``scored`` [L] 0/1."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    scored: np.ndarray
+
+
+def make_example(inputs, targets, scored=None) -> Example:
+    inputs = np.asarray(inputs, np.int32)
+    targets = np.asarray(targets, np.int32)
+    if inputs.shape != targets.shape or inputs.ndim != 1:
+        raise ValueError(f"inputs and targets must be 1-D of equal length, got {inputs.shape} "
+                         f"and {targets.shape}")
+    scored = np.ones(len(inputs), np.float32) if scored is None else np.asarray(scored,
+                                                                                np.float32)
+    return Example(inputs, targets, scored)
+
+
+def layout(examples: list[Example], steps: int, one_hot: int | None) -> Batch:
+    """Pad `examples` to `steps` time steps as a time-major `Batch`.
+
+    Args:
+      one_hot: input vocabulary size for one-hot float32 inputs [T, B, V];
+        None for int32 token ids [T, B] (tasks with ``vocab_size``, whose
+        models embed the ids, see `mannlab.models.embedded`).
+    """
+    B = len(examples)
+    ids = np.zeros((steps, B), np.int32)
+    targets = np.zeros((steps, B), np.int32)
+    loss_mask = np.zeros((steps, B), np.float32)
+    step_mask = np.zeros((steps, B), bool)
+    for b, ex in enumerate(examples):
+        L = len(ex.inputs)
+        ids[:L, b] = ex.inputs
+        targets[:L, b] = ex.targets
+        loss_mask[:L, b] = ex.scored
+        step_mask[:L, b] = True
+    if one_hot is None:
+        inputs = ids
+    else:
+        inputs = np.zeros((steps, B, one_hot), np.float32)
+        inputs[np.arange(steps)[:, None], np.arange(B)[None, :], ids] = 1.0
+        inputs *= step_mask[..., None]
+    return Batch(inputs, targets, loss_mask, step_mask)
+
+
+class SymbolSequenceTask:
+    """Base of tasks whose data are lists of `Example`s.
+
+    A subclass sets ``train`` and ``heldout`` (lists of examples),
+    ``input_symbols`` / ``output_symbols`` (the vocabularies, index = id),
+    ``one_hot`` (True: one-hot inputs; False: token ids), ``metric_names``,
+    then calls `_setup(length_buckets)`.
+    """
+
+    train: list[Example]
+    heldout: list[Example]
+    input_symbols: list[str]
+    output_symbols: list[str]
+    one_hot: bool = True
+    metric_names: tuple[str, ...] = ("sequence_error", "symbol_error_rate", "errors", "cost")
+
+    def _setup(self, length_buckets: int) -> None:
+        if not self.train:
+            raise ValueError(f"{type(self).__name__}: the training split is empty")
+        lengths = [len(e.inputs) for e in self.train + self.heldout]
+        self.min_length, self.max_length = min(lengths), max(lengths)
+        self.edges = bucket_edges(self.min_length, self.max_length, length_buckets)
+        self.output_size = len(self.output_symbols)
+        self._by_length: dict[int, list[int]] | None = None
+
+    # ------------------------------------------------------------ batches
+    @property
+    def _in_size(self) -> int | None:
+        return len(self.input_symbols) if self.one_hot else None
+
+    def make_batch(self, examples: list[Example], steps: int | None = None) -> Batch:
+        """Lay out examples, padded to their length bucket (or to `steps`)."""
+        longest = max(len(e.inputs) for e in examples)
+        return layout(examples, steps or pad_length(longest, self.edges), self._in_size)
+
+    def sample(self, rng: np.random.Generator, batch_size: int, length: int | None = None) -> Batch:
+        """A batch drawn uniformly (with replacement) from the training split;
+        with `length`, only from training sequences of exactly that many steps."""
+        if length is None:
+            idx = rng.integers(0, len(self.train), size=batch_size)
+            return self.make_batch([self.train[i] for i in idx])
+        if self._by_length is None:
+            self._by_length = {}
+            for i, e in enumerate(self.train):
+                self._by_length.setdefault(len(e.inputs), []).append(i)
+        pool = self._by_length.get(length)
+        if not pool:
+            raise ValueError(f"{type(self).__name__}: no training sequence of length {length} "
+                             f"(lengths {self.min_length}..{self.max_length})")
+        idx = rng.choice(pool, size=batch_size)
+        return self.make_batch([self.train[i] for i in idx], steps=length)
+
+    def _fixed_batches(self, examples: list[Example], batch_size: int) -> list[Batch]:
+        """Deterministic batches: examples sorted (stably) by length, then chunked,
+        so each batch pads little. Every example appears exactly once."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].inputs))
+        return [self.make_batch([examples[i] for i in order[s:s + batch_size]])
+                for s in range(0, len(order), batch_size)]
+
+    def eval_batches(self, batch_size: int = 256) -> list[Batch]:
+        """The held-out split as fixed batches (same for every run and seed)."""
+        return self._fixed_batches(self.heldout, batch_size)
+
+    def train_eval_batches(self, batch_size: int = 256, limit: int | None = None) -> list[Batch]:
+        """The training split (its first `limit` examples) as fixed batches."""
+        return self._fixed_batches(self.train[:limit] if limit else self.train, batch_size)
+
+    # ------------------------------------------------------------ metrics
+    def loss(self, ys, batch: Batch):
+        return class_loss(ys, batch.targets, batch.loss_mask)
+
+    def symbol_scores(self, outputs) -> dict[str, float]:
+        """Micro/weighted P, R, F1 and accuracy over the scored output symbols of
+        ``outputs``, an iterable of ``(ys, batch)`` (see `classes.symbol_scores`)."""
+        return symbol_scores(outputs)
