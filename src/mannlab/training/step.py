@@ -51,7 +51,7 @@ def make_train_step(static, task, optimizer: optax.GradientTransformation) -> Ca
         new_params = jax.tree.map(keep, new_params, params)
         new_opt = jax.tree.map(keep, new_opt, opt_state)
         means = jnp.stack([metrics[k].mean() for k in task.metric_names])
-        return new_params, new_opt, StepOutput(loss, means, optax.global_norm(grads))
+        return new_params, new_opt, StepOutput(loss, means, optax.tree.norm(grads))
 
     return jax.jit(jax.vmap(one), donate_argnums=(0, 1))
 
