@@ -35,7 +35,64 @@ class CopyConfig(Strict):
         return CopyTask(self.bits, self.min_length, self.max_length, self.length_buckets)
 
 
-TaskConfig = Annotated[Union[CopyConfig], Field(discriminator="name")]
+class LogicConfig(Strict):
+    """Sequential logic (MANN-RL): see `mannlab.tasks.logic`."""
+
+    name: Literal["logic"]
+    data_path: str | None = "../shared/data/mann-rl-logic/logic.dataset.json.xz"
+    source: Literal["auto", "file", "generator"] = "auto"
+    min_operands: int = Field(2, ge=2)
+    max_operands: int = Field(20, ge=2)
+    score: Literal["all", "answer"] = "all"
+    length_buckets: int = Field(4, ge=1)
+    heldout_size: int = Field(500, ge=1)
+
+    def build(self):
+        from mannlab.tasks.logic import LogicTask
+
+        return LogicTask(**self.model_dump(exclude={"name"}))
+
+
+class POSConfig(Strict):
+    """UPOS tagging of a UD treebank (MANN-RL): see `mannlab.tasks.pos`. Its
+    inputs are word ids: build its model with `mannlab.models.embedded.wrap_for_task`."""
+
+    name: Literal["pos"]
+    train_path: str = "../shared/data/ud-english-ewt/en_ewt-ud-train.conllu.xz"
+    heldout_path: str = "../shared/data/ud-english-ewt/en_ewt-ud-dev.conllu.xz"
+    lowercase: bool = True
+    min_count: int = Field(2, ge=1)
+    embedding_size: int = Field(64, ge=1)
+    vectors_path: str | None = None
+    freeze_embeddings: bool = False
+    length_buckets: int = Field(8, ge=1)
+
+    def build(self):
+        from mannlab.tasks.pos import POSTask
+
+        return POSTask(**self.model_dump(exclude={"name"}))
+
+
+class SentencesConfig(Strict):
+    """Sentence memorisation (MANN-RL): see `mannlab.tasks.sentences`."""
+
+    name: Literal["sentences"]
+    path: str = "../shared/data/ud-english-ewt/en_ewt-ud-train.conllu.xz"
+    count: int = Field(500, ge=1)
+    max_chars: int | None = Field(None, ge=1)
+    echo_fraction: float = Field(0.1, ge=0, le=1)
+    heldout_every: int = Field(10, ge=0)
+    score: Literal["all", "answer"] = "all"
+    length_buckets: int = Field(4, ge=1)
+
+    def build(self):
+        from mannlab.tasks.sentences import SentencesTask
+
+        return SentencesTask(**self.model_dump(exclude={"name"}))
+
+
+TaskConfig = Annotated[Union[CopyConfig, LogicConfig, POSConfig, SentencesConfig],
+                       Field(discriminator="name")]
 
 
 # ---------------------------------------------------------------- models
