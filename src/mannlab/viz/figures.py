@@ -1,89 +1,228 @@
 """Heatmaps of one sequence: input, target, output and everything the trace holds.
 
-Time runs left to right in every time-series panel; each head gets its own
-panel. Trace fields are drawn by shape: [T, X] and [T, H, X] as heatmaps over
-time, ``memory`` [T, N, M] as the memory after the last step, ``links``
-[T, N, N] as the link matrix at ``snapshot_step``.
+Layout: time runs left to right in every time-series panel (one row per
+panel, one panel per head), memory locations run top to bottom in every panel
+that has them; the snapshots (memory before the first step and after the last,
+the DNC link matrix) sit side by side in the bottom row.
+
+Colour scales are shared within a figure: everything that lives in [0, 1]
+(bits, probabilities, weightings, gates, usage, read modes) uses one scale,
+memory before and after share one symmetric scale, and other signed values
+(e.g. the add vectors) a symmetric scale of their own. All ticks are integers.
+
+Trace fields are drawn by shape: [T, X] and [T, H, X] as heatmaps over time;
+``memory`` [T, N, M] as the memory after the last step; ``links`` [T, N, N]
+(or [T, H, N, N]) as the link matrix at ``snapshot_step``.
 """
+
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 SNAPSHOT_FIELDS = ("memory", "links")
+READ_MODE_LABELS = ("backward", "content", "forward")
+"""Rows of a [.., 3] ``read_modes`` trace (the DNC paper's order of pi)."""
+
+UNIT_CMAP = "viridis"
+SIGNED_CMAP = "RdBu_r"
+DPI = 100
+
+# y-axis label of a trace field's rows, by field name
+_ROW_LABELS = {
+    "read_weights": "memory location", "write_weights": "memory location",
+    "allocation": "memory location", "usage": "memory location",
+    "write_weighting": "memory location", "read_weighting": "memory location",
+    "precedence": "memory location", "erase": "word element", "add": "word element",
+    "write_vector": "word element", "erase_vector": "word element", "read_modes": "read mode",
+}
 
 
-def _time_panels(batch, probs, trace) -> list[tuple[str, np.ndarray, tuple]]:
-    """(title, image [rows, T], colour range) for every time-series panel."""
-    inputs = batch.inputs[:, 0]
-    T = int(batch.step_mask[:, 0].sum())
+@dataclass
+class Panel:
+    """One heatmap: `image` [rows, columns] with its labels and colour scale.
+
+    kind is "time" (columns are time steps) or "snapshot" (anything else).
+    """
+
+    key: str
+    title: str
+    image: np.ndarray
+    kind: str
+    ylabel: str
+    xlabel: str = "time step"
+    vmin: float = 0.0
+    vmax: float = 1.0
+    cmap: str = UNIT_CMAP
+    yticklabels: tuple | None = None
+
+
+def _is_unit(v: np.ndarray) -> bool:
+    return v.size == 0 or (float(v.min()) >= -1e-6 and float(v.max()) <= 1 + 1e-6)
+
+
+def _symmetric(*arrays: np.ndarray) -> float:
+    lim = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    return lim or 1.0
+
+
+def sequence_panels(batch, probs, trace, memory_before=None,
+                    snapshot_step: int | None = None) -> list[Panel]:
+    """Every panel of one traced sequence (batch of one), scales already shared.
+
+    Args:
+      batch: a `Batch` with B = 1.
+      probs: [T, O] output probabilities.
+      trace: the model's trace NamedTuple with leaves [T, ...], or () (LSTM).
+      memory_before: [N, M] memory before the first step, if the model has one.
+      snapshot_step: time step of the link-matrix snapshot (default: last).
+    """
+    T = int(np.asarray(batch.step_mask)[:, 0].sum())
+    inputs = np.asarray(batch.inputs)[:, 0]
     if inputs.ndim == 1:  # token ids
         inputs = np.eye(int(inputs.max()) + 1)[inputs]
-    targets = batch.targets[:, 0]
+    targets = np.asarray(batch.targets)[:, 0]
+    loss_mask = np.asarray(batch.loss_mask)[:, 0, None]
     if targets.ndim == 1:
         targets = np.eye(probs.shape[-1])[targets]
-    targets = targets * batch.loss_mask[:, 0, None]
-    panels = [("input", inputs[:T].T, (0, 1)), ("target", targets[:T].T, (0, 1)),
-              ("output", (probs[:T] * batch.loss_mask[:T, 0, None]).T, (0, 1))]
-    if trace == ():
-        return panels
-    for name in trace._fields:
+    in_label = "input channel"
+    out_label = "output bit" if np.asarray(batch.targets).ndim == 3 else "class"
+    panels = [Panel("input", "input", inputs[:T].T, "time", in_label),
+              Panel("target", "target", (targets * loss_mask)[:T].T, "time", out_label),
+              Panel("output", "output (scored steps)", (np.asarray(probs) * loss_mask)[:T].T,
+                    "time", out_label)]
+    signed, snapshots = [], []
+    fields = getattr(trace, "_fields", ())
+    for name in fields:
         if name in SNAPSHOT_FIELDS:
             continue
         value = np.asarray(getattr(trace, name))[:T]
+        if value.ndim not in (2, 3):
+            continue
         heads = [value] if value.ndim == 2 else [value[:, h] for h in range(value.shape[1])]
         for h, v in enumerate(heads):
             label = name.replace("_", " ") + (f" (head {h})" if len(heads) > 1 else "")
-            lo, hi = (0, 1) if v.min() >= 0 and v.max() <= 1 else (v.min(), v.max())
-            panels.append((label, v.T, (lo, hi)))
-    return panels
+            key = name + (f"_{h}" if len(heads) > 1 else "")
+            ticks = READ_MODE_LABELS if name == "read_modes" and v.shape[1] == 3 else None
+            p = Panel(key, label, v.T, "time", _ROW_LABELS.get(name, "row"), yticklabels=ticks)
+            if not _is_unit(v):
+                p.cmap = SIGNED_CMAP
+                signed.append(p)
+            panels.append(p)
+    lim = _symmetric(*(p.image for p in signed))
+    for p in signed:
+        p.vmin, p.vmax = -lim, lim
+
+    memories = []
+    if memory_before is not None:
+        memories.append(Panel("memory_before", "memory before the first step",
+                              np.asarray(memory_before), "snapshot", "memory location",
+                              xlabel="word element", cmap=SIGNED_CMAP))
+    if "memory" in fields:
+        memories.append(Panel("memory_after", f"memory after the last step ({T - 1})",
+                              np.asarray(trace.memory)[T - 1], "snapshot", "memory location",
+                              xlabel="word element", cmap=SIGNED_CMAP))
+    lim = _symmetric(*(p.image for p in memories))
+    for p in memories:
+        p.vmin, p.vmax = -lim, lim
+    snapshots += memories
+    if "links" in fields:
+        links = np.asarray(trace.links)
+        step = T - 1 if snapshot_step is None else snapshot_step
+        heads = [links[step]] if links.ndim == 3 else [links[step, h] for h in
+                                                       range(links.shape[1])]
+        for h, link in enumerate(heads):
+            suffix = f" (head {h})" if len(heads) > 1 else ""
+            snapshots.append(Panel(f"links_{h}" if len(heads) > 1 else "links",
+                                   f"link matrix at step {step}{suffix}", link, "snapshot",
+                                   "to location", xlabel="from location"))
+    return panels + snapshots
 
 
-def sequence_figure(batch, probs, trace, title: str, snapshot_step: int | None = None):
+def _draw(fig, ax, p: Panel, xlabel: bool = True) -> None:
+    im = ax.imshow(p.image, aspect="auto", interpolation="nearest", cmap=p.cmap,
+                   vmin=p.vmin, vmax=p.vmax)
+    ax.set_title(p.title, fontsize=10, loc="left")
+    ax.set_ylabel(p.ylabel, fontsize=9)
+    if xlabel:
+        ax.set_xlabel(p.xlabel, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins="auto", min_n_ticks=2))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6, min_n_ticks=2))
+    if p.yticklabels is not None:
+        ax.set_yticks(range(len(p.yticklabels)), p.yticklabels)
+    ax.tick_params(labelsize=8)
+    fig.colorbar(im, ax=ax, pad=0.01, fraction=0.025, aspect=12)
+
+
+def _panel_height(p: Panel) -> float:
+    """Inches: one cell row stays visible, 128 memory locations get 2.6 in."""
+    return float(np.clip(0.55 + p.image.shape[0] * 0.06, 1.1, 2.6))
+
+
+def figure_width(steps: int) -> float:
+    """Inches: about 0.1 in per time step (length 120 copy: 241 steps), 9 to 26 in."""
+    return float(np.clip(3.0 + steps * 0.095, 9.0, 26.0))
+
+
+def sequence_figure(batch, probs, trace, title: str, snapshot_step: int | None = None,
+                    memory_before=None):
     """A matplotlib Figure of one traced sequence (batch of one).
 
     Args:
       batch: a `Batch` with B = 1.
       probs: [T, O] output probabilities.
       trace: the model's trace NamedTuple with leaves [T, ...], or ().
-      title: names the model, task and length.
+      title: names the model, task and length (see `figure_title`).
       snapshot_step: time step for the link-matrix snapshot (default: last).
+      memory_before: [N, M] memory before the first step (drawn next to the
+        memory after the last step, on the same colour scale).
     """
-    panels = _time_panels(batch, probs, trace)
-    T = panels[0][1].shape[1]
-    snapshots = []
-    if trace != ():
-        if "memory" in trace._fields:
-            snapshots.append(("memory after the last step", np.asarray(trace.memory)[T - 1]))
-        if "links" in trace._fields and np.asarray(trace.links).ndim == 3:
-            step = T - 1 if snapshot_step is None else snapshot_step
-            snapshots.append((f"link matrix at step {step}", np.asarray(trace.links)[step]))
-    heights = [max(1.0, min(3.0, p[1].shape[0] / 24)) for p in panels]
-    heights += [3.0] * len(snapshots)
-    width = max(8.0, min(24.0, 4 + T / 10))
-    fig, axes = plt.subplots(len(heights), 1, figsize=(width, sum(heights) + 1.2),
-                             height_ratios=heights, squeeze=False, layout="constrained")
-    for ax, (label, image, (lo, hi)) in zip(axes[:, 0], panels):
-        im = ax.imshow(image, aspect="auto", interpolation="nearest", cmap="viridis",
-                       vmin=lo, vmax=hi)
-        ax.set_title(label, fontsize=9, loc="left")
-        ax.set_ylabel("row" if image.shape[0] > 16 else "channel", fontsize=8)
-        fig.colorbar(im, ax=ax, pad=0.01, fraction=0.02)
-    for ax, (label, image) in zip(axes[len(panels):, 0], snapshots):
-        lim = float(np.abs(image).max()) or 1.0
-        im = ax.imshow(image.T, aspect="auto", interpolation="nearest", cmap="RdBu_r",
-                       vmin=-lim, vmax=lim)
-        ax.set_title(label + " (columns: memory locations)", fontsize=9, loc="left")
-        fig.colorbar(im, ax=ax, pad=0.01, fraction=0.02)
-    for ax in axes[: len(panels), 0]:
+    panels = sequence_panels(batch, probs, trace, memory_before, snapshot_step)
+    rows = [p for p in panels if p.kind == "time"]
+    snaps = [p for p in panels if p.kind == "snapshot"]
+    T = rows[0].image.shape[1]
+    heights = [_panel_height(p) for p in rows] + ([3.2] if snaps else [])
+    width = figure_width(T)
+    fig = plt.figure(figsize=(width, sum(heights) + 0.8), layout="constrained", dpi=DPI)
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    first = None
+    for i, p in enumerate(rows):
+        ax = fig.add_subplot(grid[i, 0], sharex=first)
+        first = first or ax
+        _draw(fig, ax, p, xlabel=(i == len(rows) - 1))
         ax.set_xlim(-0.5, T - 0.5)
-    axes[len(panels) - 1, 0].set_xlabel("time step")
-    fig.suptitle(title)
+        ax.tick_params(labelbottom=True)
+    if snaps:
+        sub = grid[len(rows), 0].subgridspec(1, max(3, len(snaps)))
+        for j, p in enumerate(snaps):
+            _draw(fig, fig.add_subplot(sub[0, j]), p)
+    fig.suptitle(title, fontsize=12)
     return fig
 
 
+def panel_figure(panel: Panel, title: str):
+    """One panel on its own (TensorBoard images), titled `title: panel`."""
+    w = figure_width(panel.image.shape[1]) if panel.kind == "time" else 5.0
+    h = _panel_height(panel) + 0.6 if panel.kind == "time" else 4.0
+    fig = plt.figure(figsize=(min(w, 14.0), h), layout="constrained", dpi=DPI)
+    ax = fig.add_subplot()
+    _draw(fig, ax, panel)
+    ax.set_title(f"{title}: {panel.title}", fontsize=10, loc="left")
+    return fig
+
+
+def figure_title(config, length: int, seed_name: str | None = None, step=None) -> str:
+    """'NTM on copy, length 20 (seed-0, step 3000)': model, task and length."""
+    extra = ", ".join(str(x) for x in (seed_name, None if step is None else f"step {step}")
+                      if x)
+    return (f"{config.model.name.upper()} on {config.task.name}, length {length}"
+            + (f" ({extra})" if extra else ""))
+
+
 def save_figure(fig, path) -> None:
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
