@@ -39,7 +39,8 @@ def class_loss(ys: jnp.ndarray, targets: jnp.ndarray, loss_mask: jnp.ndarray):
       * ``cost``: summed cross-entropy in nats;
       * ``scored``: number of scored symbols.
     """
-    mask = loss_mask.astype(ys.dtype)
+    ys = jnp.asarray(ys)
+    mask = jnp.asarray(loss_mask).astype(ys.dtype)
     logp = jax.nn.log_softmax(ys, axis=-1)
     nll = -jnp.take_along_axis(logp, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
     nll = nll * mask

@@ -171,12 +171,12 @@ class LogicTask(SymbolSequenceTask):
         if self.source == "file":
             data = load_dataset(path)
             self.data_path = path
-            self.train = [self._example(i, o) for i, o in data["train"]]
-            self.heldout = [self._example(i, o) for i, o in data["validation"]]
+            self.train_examples = [self._example(i, o) for i, o in data["train"]]
+            self.heldout_examples = [self._example(i, o) for i, o in data["validation"]]
         else:
             self.data_path = None
-            self.train = self._generated(TRAIN_EVAL_SEED, heldout_size)
-            self.heldout = self._generated(HELDOUT_SEED, heldout_size)
+            self.train_examples = self._generated(TRAIN_EVAL_SEED, heldout_size)
+            self.heldout_examples = self._generated(HELDOUT_SEED, heldout_size)
         self._setup(length_buckets)
 
     def _example(self, inp: list[str], out: list[str]) -> Example:

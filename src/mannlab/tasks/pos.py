@@ -99,8 +99,8 @@ class POSTask(SymbolSequenceTask):
         self.input_symbols = self.vocab
         self.output_symbols = list(UPOS_TAGS)
         self.vocab_size = self.input_size = len(self.vocab)
-        self.train = [self._example(s) for s in self.train_sentences]
-        self.heldout = [self._example(s) for s in self.heldout_sentences]
+        self.train_examples = [self._example(s) for s in self.train_sentences]
+        self.heldout_examples = [self._example(s) for s in self.heldout_sentences]
         self._setup(length_buckets)
         self._baseline: dict | None = None
 

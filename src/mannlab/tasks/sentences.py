@@ -110,8 +110,9 @@ class SentencesTask(SymbolSequenceTask):
         self.input_symbols = self.output_symbols = list(RESERVED) + self.chars
         self.index = {c: i for i, c in enumerate(self.input_symbols)}
         self.input_size = len(self.input_symbols)
-        self.train = [self.encode(s) for s in self.train_sentences]
-        self.heldout = [self.encode(s) for s in (self.heldout_sentences or self.train_sentences)]
+        self.train_examples = [self.encode(s) for s in self.train_sentences]
+        self.heldout_examples = [self.encode(s)
+                                 for s in (self.heldout_sentences or self.train_sentences)]
         self._setup(length_buckets)
         self.min_length = min(self.min_length, 4)  # echo sequences are 4 steps
         self.echoes = [self.encode(c) for c in self.chars]
@@ -138,8 +139,8 @@ class SentencesTask(SymbolSequenceTask):
         training sentences of exactly `length` steps (= 2 * chars + 2), no echoes."""
         if length is not None:
             return super().sample(rng, batch_size, length)
-        idx = rng.integers(0, len(self.train), size=batch_size)
+        idx = rng.integers(0, len(self.train_examples), size=batch_size)
         echo = rng.random(batch_size) < self.echo_fraction
         chars = rng.integers(0, len(self.echoes), size=batch_size)
-        return self.make_batch([self.echoes[c] if is_echo else self.train[i]
+        return self.make_batch([self.echoes[c] if is_echo else self.train_examples[i]
                                 for i, is_echo, c in zip(idx, echo, chars)])

@@ -8,7 +8,8 @@ batches, and provides the deterministic evaluation sets:
 
 * ``eval_batches(batch_size)``: the held-out split, in a fixed order;
 * ``train_eval_batches(batch_size, limit=None)``: the training split (the
-  paper reports F1 on the training set), in a fixed order.
+  paper reports F1 on the training set), in a fixed order;
+* ``heldout(size)``: the first `size` held-out examples (the trainer's hook).
 
 Data paths: an absolute path is used as is; a relative one is resolved against
 the project root (the directory holding ``pyproject.toml`` above this package,
@@ -107,23 +108,23 @@ def layout(examples: list[Example], steps: int, one_hot: int | None) -> Batch:
 class SymbolSequenceTask:
     """Base of tasks whose data are lists of `Example`s.
 
-    A subclass sets ``train`` and ``heldout`` (lists of examples),
+    A subclass sets ``train_examples`` and ``heldout_examples`` (lists),
     ``input_symbols`` / ``output_symbols`` (the vocabularies, index = id),
     ``one_hot`` (True: one-hot inputs; False: token ids), ``metric_names``,
     then calls `_setup(length_buckets)`.
     """
 
-    train: list[Example]
-    heldout: list[Example]
+    train_examples: list[Example]
+    heldout_examples: list[Example]
     input_symbols: list[str]
     output_symbols: list[str]
     one_hot: bool = True
     metric_names: tuple[str, ...] = ("sequence_error", "symbol_error_rate", "errors", "cost")
 
     def _setup(self, length_buckets: int) -> None:
-        if not self.train:
+        if not self.train_examples:
             raise ValueError(f"{type(self).__name__}: the training split is empty")
-        lengths = [len(e.inputs) for e in self.train + self.heldout]
+        lengths = [len(e.inputs) for e in self.train_examples + self.heldout_examples]
         self.min_length, self.max_length = min(lengths), max(lengths)
         self.edges = bucket_edges(self.min_length, self.max_length, length_buckets)
         self.output_size = len(self.output_symbols)
@@ -143,18 +144,18 @@ class SymbolSequenceTask:
         """A batch drawn uniformly (with replacement) from the training split;
         with `length`, only from training sequences of exactly that many steps."""
         if length is None:
-            idx = rng.integers(0, len(self.train), size=batch_size)
-            return self.make_batch([self.train[i] for i in idx])
+            idx = rng.integers(0, len(self.train_examples), size=batch_size)
+            return self.make_batch([self.train_examples[i] for i in idx])
         if self._by_length is None:
             self._by_length = {}
-            for i, e in enumerate(self.train):
+            for i, e in enumerate(self.train_examples):
                 self._by_length.setdefault(len(e.inputs), []).append(i)
         pool = self._by_length.get(length)
         if not pool:
             raise ValueError(f"{type(self).__name__}: no training sequence of length {length} "
                              f"(lengths {self.min_length}..{self.max_length})")
         idx = rng.choice(pool, size=batch_size)
-        return self.make_batch([self.train[i] for i in idx], steps=length)
+        return self.make_batch([self.train_examples[i] for i in idx], steps=length)
 
     def _fixed_batches(self, examples: list[Example], batch_size: int) -> list[Batch]:
         """Deterministic batches: examples sorted (stably) by length, then chunked,
@@ -167,11 +168,17 @@ class SymbolSequenceTask:
 
     def eval_batches(self, batch_size: int = 256) -> list[Batch]:
         """The held-out split as fixed batches (same for every run and seed)."""
-        return self._fixed_batches(self.heldout, batch_size)
+        return self._fixed_batches(self.heldout_examples, batch_size)
 
     def train_eval_batches(self, batch_size: int = 256, limit: int | None = None) -> list[Batch]:
         """The training split (its first `limit` examples) as fixed batches."""
-        return self._fixed_batches(self.train[:limit] if limit else self.train, batch_size)
+        examples = self.train_examples[:limit] if limit else self.train_examples
+        return self._fixed_batches(examples, batch_size)
+
+    def heldout(self, size: int | None = None, chunk: int = 256) -> list[Batch]:
+        """The trainer's held-out set: the first `size` held-out examples (all if
+        None or if fewer), as fixed batches of at most `chunk`."""
+        return self._fixed_batches(self.heldout_examples[:size], chunk)
 
     # ------------------------------------------------------------ metrics
     def loss(self, ys, batch: Batch):
