@@ -147,6 +147,8 @@ class TrainConfig(Strict):
     log_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(5000, ge=1)
     window: int = Field(1000, ge=1, description="sliding-window length for averages, in steps")
+    log_images: bool = Field(
+        True, description="TensorBoard images of a test sequence at every evaluation")
 
 
 class RunConfig(Strict):

@@ -104,6 +104,7 @@ class Trainer:
         self._eval_step = make_eval_step(self.static, self.task)
         self._heldout = None
         self._writers = {}
+        self._images = None
         self._resume_if_possible()
         summary = self.run_dir / "model.txt"
         if not summary.exists():
@@ -153,6 +154,15 @@ class Trainer:
         """Held-out metric means [S, K] for every seed."""
         per_seq = [np.asarray(self._eval_step(self.params, b)) for b in self.heldout()]
         return np.concatenate(per_seq, axis=-1).mean(-1)
+
+    def _log_images(self, seeds: list[int]) -> None:
+        """TensorBoard images of one test sequence for the seeds at these indices."""
+        from mannlab.viz.tensorboard import SequenceImageLogger
+
+        if self._images is None:
+            self._images = SequenceImageLogger(self.static, self.task, self.config)
+        self._images.log(self.params, [(i, self.seeds[i].step, self.writer(self.seeds[i]),
+                                        self.seeds[i].dir.name) for i in seeds])
 
     # ------------------------------------------------------------ the loop
     def _active(self) -> np.ndarray:
@@ -205,6 +215,7 @@ class Trainer:
         def evaluate():
             means = self.evaluate()
             clock()
+            evaluated = [i for i, p in enumerate(self.seeds) if p.converged is None]
             for i, p in enumerate(self.seeds):
                 if p.converged is not None:
                     continue
@@ -215,6 +226,8 @@ class Trainer:
                 if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
                     p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
                                    "sequences": p.step * cfg.batch_size}
+            if cfg.log_images:
+                self._log_images(evaluated)
 
         if self.reporter:
             self.reporter.start(self)
