@@ -4,6 +4,7 @@
     mannlab train --resume RUN
     mannlab eval RUN --lengths 10 20 30 50 120
     mannlab show RUN --length 40 -o copy.png
+    mannlab report RUN [RUN ...] -o report.html
 """
 
 import argparse
@@ -43,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, help="repeat count (repeat-copy)")
     s.add_argument("--sample-seed", type=int, default=0, help="which random sequence")
     s.add_argument("-o", "--output", default="show.png")
+
+    r = sub.add_parser("report", help="self-contained HTML report of one or several runs")
+    r.add_argument("runs", nargs="+", metavar="RUN", help="run directories (overlaid)")
+    r.add_argument("-o", "--output", default="report.html")
+    r.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 30, 50, 120],
+                   help="generalisation lengths for seeds without eval.json")
+    r.add_argument("--sequences", type=int, default=1000,
+                   help="sequences per length for seeds without eval.json")
+    r.add_argument("--show-lengths", type=int, nargs="+",
+                   help="lengths of the memory figures (default: the longest training "
+                        "length and the longest evaluated one)")
+    r.add_argument("--title", help="report title")
     return p
 
 
@@ -153,13 +166,22 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from mannlab.viz.report import build_report
+
+    out = build_report(args.runs, args.output, args.lengths, args.sequences,
+                       args.show_lengths, args.title)
+    print(f"wrote {out['output']}: {len(out['figures'])} figures, {len(out['tables'])} tables")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     runtime.configure(args.threads)
     from mannlab.config import ConfigError
     from mannlab.training.checkpoint import CheckpointError
 
-    commands = {"train": cmd_train, "eval": cmd_eval, "show": cmd_show}
+    commands = {"train": cmd_train, "eval": cmd_eval, "show": cmd_show, "report": cmd_report}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError) as err:
