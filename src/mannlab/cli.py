@@ -1,7 +1,7 @@
 """The `mannlab` command: train, resume, evaluate and show runs.
 
     mannlab train CONFIG.yaml [key=value ...] [--seeds N] [--run-dir DIR]
-    mannlab train --resume RUN
+    mannlab train --resume RUN [train.max_steps=N ...]
     mannlab eval RUN --lengths 10 20 30 50 120
     mannlab show RUN --length 40 -o copy.png
     mannlab report RUN [RUN ...] -o report.html
@@ -81,9 +81,10 @@ def cmd_train(args) -> int:
     from mannlab.training.seeds import choose_execution, train_in_processes
 
     if args.resume:
-        if args.config:
-            raise ConfigError("train --resume RUN takes no CONFIG: the run has its own")
+        overrides = ([args.config] if args.config else []) + args.overrides
         run, config, seed_paths = rundir.open_run(args.resume)
+        if overrides:
+            config = rundir.extend_budget(run, overrides)
         seeds = [rundir.seed_of(p) for p in seed_paths]
     else:
         if not args.config:

@@ -18,7 +18,10 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from mannlab.config import ConfigError, RunConfig, dump_config, load_config
+import yaml
+
+from mannlab.config import ConfigError, RunConfig, apply_overrides, dump_config, load_config, \
+    parse_config
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -58,6 +61,22 @@ def open_run(path: str | Path) -> tuple[Path, RunConfig, list[Path]]:
     if not seeds:
         raise ConfigError(f"{path}: run directory has no seed-* subdirectories")
     return path, load_config(path / CONFIG_FILE), seeds
+
+
+BUDGET_FIELDS = ("train.max_steps", "train.max_seconds", "train.converge_at",
+                 "train.eval_every", "train.log_every", "train.checkpoint_every")
+"""What `--resume` may change: when to stop and how often to look, never the maths."""
+
+
+def extend_budget(run: Path, overrides: list[str]) -> RunConfig:
+    """Apply budget overrides to a run's config, save it and return it."""
+    for item in overrides:
+        if item.split("=", 1)[0].strip() not in BUDGET_FIELDS:
+            raise ConfigError(f"--resume accepts only {', '.join(BUDGET_FIELDS)}; got {item!r}")
+    raw = apply_overrides(yaml.safe_load((run / CONFIG_FILE).read_text()), overrides)
+    config = parse_config(raw, str(run / CONFIG_FILE))
+    (run / CONFIG_FILE).write_text(dump_config(config))
+    return config
 
 
 def seed_of(seed_path: Path) -> int:

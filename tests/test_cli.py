@@ -1,0 +1,50 @@
+"""The CLI end to end on a tiny config, in process and once as a real command."""
+
+import json
+import subprocess
+import sys
+
+import yaml
+from helpers import tiny_config
+
+from mannlab.cli import main
+
+
+def tiny_yaml(tmp_path, **train):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(**train).model_dump(mode="json")))
+    return path
+
+
+def test_train_resume_eval_show(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml(tmp_path)), "train.max_steps=20", "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"tensorboard --logdir {run}" in out
+    assert main(["train", "--resume", str(run), "train.max_steps=30", "--no-progress"]) == 0
+    assert json.loads((run / "seed-3/summary.json").read_text())["steps"] == 30
+    assert main(["eval", str(run), "--lengths", "2", "5", "--sequences", "8"]) == 0
+    table = json.loads((run / "seed-3/eval.json").read_text())
+    assert set(table["seeds"]["seed-3"]) == {"2", "5"}
+    assert "bits_wrong" in table["seeds"]["seed-3"]["5"]
+    png = tmp_path / "show.png"
+    assert main(["show", str(run / "seed-3"), "--length", "5", "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: {name: copy}\nmodel: {name: transformer}\n")
+    proc = subprocess.run([sys.executable, "-m", "mannlab.cli", "train", str(bad)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "'transformer'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    run = tmp_path / "run"
+    (run / "seed-0").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(tiny_config().model_dump(mode="json")))
+    (run / "seed-0/checkpoint.safetensors").write_bytes(b"not a checkpoint")
+    proc = subprocess.run([sys.executable, "-m", "mannlab.cli", "eval", str(run)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "checkpoint" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

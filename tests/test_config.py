@@ -1,0 +1,56 @@
+import pytest
+
+from mannlab.config import ConfigError, load_config, parse_config
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("task: {name: copy}\nmodel: {name: ntm, memory_size: many}\n",
+     r"model\..*memory_size: .*'many'"),
+    ("task: {name: cpy}\nmodel: {name: ntm}\n", r"task: .*'cpy'"),
+    ("task: {name: copy}\nmodel: {name: ntm, memory_sise: 3}\n", r"memory_sise.*Extra"),
+    ("task: {name: copy}\nmodel: {name: ntm}\ntrain: {learning_rate: -1}\n",
+     r"train.learning_rate.*-1"),
+    ("task: {name: copy\n", "not valid YAML"),
+    ("- 1\n- 2\n", "expected a mapping"),
+])
+def test_malformed_configs_name_the_field_and_value(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(write(tmp_path, text))
+    assert "\n" not in str(err.value)
+
+
+def test_overrides_are_typed_and_checked(tmp_path):
+    path = write(tmp_path, "task: {name: copy}\nmodel: {name: ntm}\n")
+    cfg = load_config(path, ["train.batch_size=16", "model.shared_head=true"])
+    assert cfg.train.batch_size == 16 and cfg.model.shared_head is True
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(path, ["train.batch_size"])
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config(path, ["train.batch_size=0"])
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/config.yaml")
+
+
+def test_defaults_follow_the_ntm_paper():
+    cfg = parse_config({"task": {"name": "copy"}, "model": {"name": "ntm"}})
+    t = cfg.train
+    assert (t.optimizer, t.learning_rate, t.momentum, t.decay, t.clip_value) == (
+        "rmsprop", 1e-4, 0.9, 0.95, 10.0)
