@@ -1,0 +1,131 @@
+"""Sequence figures: shared colour scales, labelled integer axes, legible sizes,
+and every trace field of the NTM and of a DNC-like model drawn."""
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from mannlab.tasks.copy import CopyTask
+from mannlab.viz.figures import figure_title, sequence_figure, sequence_panels
+from mannlab.viz.tensorboard import panel_image
+
+N, M = 128, 20
+
+
+class NTMLike(NamedTuple):
+    read_weights: np.ndarray
+    write_weights: np.ndarray
+    erase: np.ndarray
+    add: np.ndarray
+    memory: np.ndarray
+
+
+class DNCLike(NamedTuple):
+    read_weights: np.ndarray
+    write_weights: np.ndarray
+    usage: np.ndarray
+    allocation: np.ndarray
+    read_modes: np.ndarray
+    memory: np.ndarray
+    links: np.ndarray
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def copy_sequence(length: int):
+    task = CopyTask(bits=8, max_length=20)
+    batch = task.sample(np.random.default_rng(0), 1, length=length)
+    T = batch.inputs.shape[0]
+    probs = np.random.default_rng(1).uniform(size=(T, 8))
+    return batch, probs, T
+
+
+def ntm_trace(T: int):
+    rng = np.random.default_rng(2)
+    return NTMLike(softmax(rng.normal(size=(T, 1, N)) * 3), softmax(rng.normal(size=(T, 1, N))),
+                   rng.uniform(size=(T, 1, M)), np.tanh(rng.normal(size=(T, 1, M))),
+                   rng.normal(size=(T, N, M)) * 0.7)
+
+
+def test_length_120_with_128_cells_stays_legible():
+    batch, probs, T = copy_sequence(120)
+    assert T == 241
+    before = np.random.default_rng(3).normal(size=(N, M)) * 2.0
+    trace = ntm_trace(T)
+    title = "NTM on copy, length 120 (seed-0)"
+    fig = sequence_figure(batch, probs, trace, title, memory_before=before)
+    width, height = fig.get_size_inches()
+    assert 20 <= width <= 26 and height <= 24  # ~0.1 in per step, not a poster
+    assert fig.dpi * width / T >= 8  # at least 8 pixels per time step
+    assert fig._suptitle.get_text() == title
+    axes = {ax.get_title(loc="left"): ax for ax in fig.axes if ax.get_title(loc="left")}
+    # every time panel spans the sequence with integer time-step ticks
+    for name in ("input", "target", "read weights", "write weights", "erase", "add"):
+        ax = axes[name]
+        assert ax.get_xlim() == (-0.5, T - 0.5)
+        ticks = [t for t in ax.get_xticks() if 0 <= t < T]
+        assert len(ticks) >= 5 and all(float(t).is_integer() for t in ticks), ticks
+        assert all(float(t).is_integer() for t in ax.get_yticks())
+    assert axes["add"].get_xlabel() == "time step"
+    assert axes["read weights"].get_ylabel() == "memory location"
+    # shared colour scales: weightings on [0, 1]; memory before and after on one
+    # symmetric scale covering both
+    clim = {name: ax.images[0].get_clim() for name, ax in axes.items()}
+    assert clim["read weights"] == clim["write weights"] == clim["input"] == (0, 1)
+    after = next(k for k in clim if k.startswith("memory after"))
+    before_key = "memory before the first step"
+    lim = max(np.abs(before).max(), np.abs(trace.memory[-1]).max())
+    assert clim[after] == clim[before_key] == pytest.approx((-lim, lim))
+    assert axes[before_key].get_ylabel() == "memory location"
+    assert axes[before_key].get_xlabel() == "word element"
+    assert axes[before_key].images[0].get_array().shape == (N, M)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_dnc_fields_are_drawn():
+    batch, probs, T = copy_sequence(5)
+    rng = np.random.default_rng(4)
+    trace = DNCLike(softmax(rng.normal(size=(T, 2, 16))), softmax(rng.normal(size=(T, 1, 16))),
+                    rng.uniform(size=(T, 16)), softmax(rng.normal(size=(T, 1, 16))),
+                    softmax(rng.normal(size=(T, 2, 3))), rng.normal(size=(T, 16, 6)),
+                    rng.uniform(size=(T, 16, 16)) / 16)
+    panels = {p.key: p for p in sequence_panels(batch, probs, trace, np.zeros((16, 6)))}
+    assert {"usage", "allocation", "read_modes_0", "read_modes_1", "read_weights_0",
+            "read_weights_1", "memory_before", "memory_after", "links"} <= set(panels)
+    assert panels["read_modes_0"].yticklabels == ("backward", "content", "forward")
+    assert panels["links"].image.shape == (16, 16) and panels["links"].kind == "snapshot"
+    assert panels["usage"].image.shape == (16, T)
+    fig = sequence_figure(batch, probs, trace, figure_title_stub(), memory_before=None)
+    assert any(ax.get_title(loc="left").startswith("link matrix") for ax in fig.axes)
+    for p in panels.values():
+        image = panel_image(p)
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        assert image.shape[0] >= p.image.shape[0] and image.shape[1] >= p.image.shape[1]
+
+
+def figure_title_stub():
+    class C:
+        class model:
+            name = "dnc"
+
+        class task:
+            name = "copy"
+
+    return figure_title(C, 5, "seed-0", 100)
+
+
+def test_title_names_model_task_and_length():
+    assert figure_title_stub() == "DNC on copy, length 5 (seed-0, step 100)"
+
+
+def test_lstm_has_only_input_target_output():
+    batch, probs, _ = copy_sequence(3)
+    panels = sequence_panels(batch, probs, ())
+    assert [p.key for p in panels] == ["input", "target", "output"]
+    sequence_figure(batch, probs, (), "LSTM on copy, length 3")
