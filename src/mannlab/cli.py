@@ -160,9 +160,13 @@ def cmd_show(args) -> int:
     kwargs = {"repeats": args.repeats} if args.repeats else {}
     batch, probs, trace = trace_sequence(config, seed_paths[0], args.length, args.sample_seed,
                                          **kwargs)
-    title = (f"{config.model.name.upper()} on {config.task.name}, length {args.length} "
-             f"({seed_paths[0].name})")
-    save_figure(sequence_figure(batch, probs, trace, title), args.output)
+    from mannlab.viz.figures import figure_title
+    from mannlab.viz.trace import memory_before
+
+    title = figure_title(config, args.length, seed_paths[0].name)
+    save_figure(sequence_figure(batch, probs, trace, title,
+                                memory_before=memory_before(config, seed_paths[0])),
+                args.output)
     print(f"wrote {args.output}")
     return 0
 

@@ -52,3 +52,13 @@ def seed_slice(outputs, i: int):
     probs, trace, before = outputs
     trace_i = trace if trace == () else type(trace)(*(np.asarray(x[i]) for x in trace))
     return probs[i], trace_i, None if before is None else np.asarray(before[i])
+
+
+def memory_before(config, seed_dir):
+    """[N, M] memory of a trained seed before the first step (None without memory)."""
+    from mannlab.training.evaluate import load_models
+
+    params, static = load_models(config, config.task.build(), [seed_dir])
+    model = eqx.combine(jax.tree.map(lambda x: x[0], params), static)
+    memory = _memory_of(model.init_state(1))
+    return None if memory is None else np.asarray(memory)
