@@ -28,7 +28,7 @@ class DNCLike(NamedTuple):
     allocation: np.ndarray
     read_modes: np.ndarray
     memory: np.ndarray
-    links: np.ndarray
+    link: np.ndarray | None
 
 
 def softmax(x, axis=-1):
@@ -103,6 +103,8 @@ def test_dnc_fields_are_drawn():
     assert panels["usage"].image.shape == (16, T)
     fig = sequence_figure(batch, probs, trace, figure_title_stub(), memory_before=None)
     assert any(ax.get_title(loc="left").startswith("link matrix") for ax in fig.axes)
+    unlinked = {p.key for p in sequence_panels(batch, probs, trace._replace(link=None))}
+    assert "links" not in unlinked and "usage" in unlinked
     for p in panels.values():
         image = panel_image(p)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3

@@ -11,7 +11,7 @@ memory before and after share one symmetric scale, and other signed values
 (e.g. the add vectors) a symmetric scale of their own. All ticks are integers.
 
 Trace fields are drawn by shape: [T, X] and [T, H, X] as heatmaps over time;
-``memory`` [T, N, M] as the memory after the last step; ``links`` [T, N, N]
+``memory`` [T, N, M] as the memory after the last step; ``links`` or ``link`` [T, N, N]
 (or [T, H, N, N]) as the link matrix at ``snapshot_step``.
 """
 
@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-SNAPSHOT_FIELDS = ("memory", "links")
+SNAPSHOT_FIELDS = ("memory", "links", "link")
 READ_MODE_LABELS = ("backward", "content", "forward")
 """Rows of a [.., 3] ``read_modes`` trace (the DNC paper's order of pi)."""
 
@@ -39,6 +39,7 @@ _ROW_LABELS = {
     "write_weighting": "memory location", "read_weighting": "memory location",
     "precedence": "memory location", "erase": "word element", "add": "word element",
     "write_vector": "word element", "erase_vector": "word element", "read_modes": "read mode",
+    "free_gates": "read head",
 }
 
 
@@ -100,7 +101,10 @@ def sequence_panels(batch, probs, trace, memory_before=None,
     for name in fields:
         if name in SNAPSHOT_FIELDS:
             continue
-        value = np.asarray(getattr(trace, name))[:T]
+        value = getattr(trace, name)
+        if value is None or np.ndim(value) not in (2, 3):
+            continue
+        value = np.asarray(value)[:T]
         if value.ndim not in (2, 3):
             continue
         heads = [value] if value.ndim == 2 else [value[:, h] for h in range(value.shape[1])]
@@ -130,8 +134,9 @@ def sequence_panels(batch, probs, trace, memory_before=None,
     for p in memories:
         p.vmin, p.vmax = -lim, lim
     snapshots += memories
-    if "links" in fields:
-        links = np.asarray(trace.links)
+    link_name = next((f for f in ("links", "link") if getattr(trace, f, None) is not None), None)
+    if link_name is not None and np.ndim(getattr(trace, link_name)) in (3, 4):
+        links = np.asarray(getattr(trace, link_name))
         step = T - 1 if snapshot_step is None else snapshot_step
         heads = [links[step]] if links.ndim == 3 else [links[step, h] for h in
                                                        range(links.shape[1])]
