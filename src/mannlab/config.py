@@ -91,7 +91,25 @@ class SentencesConfig(Strict):
         return SentencesTask(**self.model_dump(exclude={"name"}))
 
 
-TaskConfig = Annotated[Union[CopyConfig, LogicConfig, POSConfig, SentencesConfig],
+class RepeatCopyConfig(Strict):
+    name: Literal["repeat_copy"]
+    bits: int = Field(8, ge=1)
+    min_length: int = Field(1, ge=1)
+    max_length: int = Field(10, ge=1)
+    min_repeats: int = Field(1, ge=1)
+    max_repeats: int = Field(10, ge=1)
+    repeat_normaliser: float = Field(
+        10.0, gt=0, description="the repeat channel carries repeats / repeat_normaliser")
+    length_buckets: int = Field(4, ge=1)
+
+    def build(self):
+        from mannlab.tasks.repeat_copy import RepeatCopyTask
+
+        return RepeatCopyTask(**self.model_dump(exclude={"name"}))
+
+
+TaskConfig = Annotated[Union[CopyConfig, RepeatCopyConfig, LogicConfig, POSConfig,
+                             SentencesConfig],
                        Field(discriminator="name")]
 
 
@@ -127,7 +145,29 @@ class NTMConfig(Strict):
                    **self.model_dump(exclude={"name"}))
 
 
-ModelConfig = Annotated[Union[LSTMConfig, NTMConfig], Field(discriminator="name")]
+class DNCConfig(Strict):
+    name: Literal["dnc"]
+    controller: Literal["lstm", "feedforward"] = "lstm"
+    controller_size: int = Field(100, ge=1)
+    controller_layers: int = Field(1, ge=1)
+    memory_size: int = Field(128, ge=1)
+    memory_width: int = Field(20, ge=1)
+    read_heads: int = Field(4, ge=1)
+    write_heads: Literal[1] = 1
+    content_masking: bool = False
+    deallocation_erase: bool = False
+    link_sharpness: bool = False
+    trace_links: bool = False
+    remat: bool = True
+
+    def build(self, input_size: int, output_size: int, key):
+        from mannlab.models.dnc import DNC
+
+        return DNC(input_size, output_size, key=key,
+                   **self.model_dump(exclude={"name", "write_heads"}))
+
+
+ModelConfig = Annotated[Union[LSTMConfig, NTMConfig, DNCConfig], Field(discriminator="name")]
 
 
 # ---------------------------------------------------------------- training

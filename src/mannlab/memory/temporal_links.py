@@ -7,6 +7,7 @@ precedence [N], link matrix [N, N] with L[i, j] the degree to which location i
 was written right after location j, read weightings [R, N].
 """
 
+import jax
 import jax.numpy as jnp
 
 from mannlab.memory.numerics import EPS
@@ -80,3 +81,61 @@ def sharpen_distribution(weights: jnp.ndarray, sharpness: jnp.ndarray) -> jnp.nd
     safe = jnp.where(positive, weights, 1.0)
     powered = jnp.where(positive, safe ** sharpness[:, None], 0.0)
     return powered / (jnp.sum(powered, axis=-1, keepdims=True) + EPS)
+
+
+def _offdiag(n: int, dtype) -> jnp.ndarray:
+    return 1.0 - jnp.eye(n, dtype=dtype)
+
+
+def _linked(link, precedence, write_weights):
+    w = write_weights
+    keep = 1.0 - w[:, None] - w[None, :]
+    return keep, (keep * link + w[:, None] * precedence[None, :]) * _offdiag(link.shape[-1],
+                                                                             link.dtype)
+
+
+@jax.custom_vjp
+def link_step(link: jnp.ndarray, precedence: jnp.ndarray, write_weights: jnp.ndarray,
+              read_weights: jnp.ndarray):
+    """`link_update` then `directional_weightings`, fused, with a hand-written VJP.
+
+    Same values as the two functions (DNC Methods, link matrix and forward /
+    backward weightings). The backward pass saves only the inputs (no N x N
+    intermediates besides the previous link matrix, which the recurrence
+    needs anyway) and computes every gradient from the cotangent G of the
+    new link matrix in a few fused N x N passes:
+
+        G = offdiag(dL_t + df^T w^r + (w^r)^T db)
+        dL_{t-1} = (1 - w_i - w_j) G
+        dw_i = sum_j G_ij (p_j - L_{t-1}[i, j]) - sum_j G_ji L_{t-1}[j, i]
+        dp = G^T w,   dw^r = df L_t + db L_t^T
+
+    Args:
+      link: [N, N] L_{t-1}.
+      precedence: [N] p_{t-1}.
+      write_weights: [N] w_t^w.
+      read_weights: [R, N] w_{t-1}^r.
+    Returns:
+      (L_t [N, N], forward [R, N], backward [R, N]).
+    """
+    _, new = _linked(link, precedence, write_weights)
+    return (new,) + directional_weightings(new, read_weights)
+
+
+def _link_step_fwd(link, precedence, write_weights, read_weights):
+    out = link_step(link, precedence, write_weights, read_weights)
+    return out, (link, precedence, write_weights, read_weights)
+
+
+def _link_step_bwd(residuals, cotangents):
+    link, precedence, w, r = residuals
+    d_link, d_forward, d_backward = cotangents
+    keep, new = _linked(link, precedence, w)
+    g = (d_link + d_forward.T @ r + r.T @ d_backward) * _offdiag(link.shape[-1], link.dtype)
+    gl = g * link
+    d_w = g @ precedence - gl.sum(1) - gl.sum(0)
+    d_r = d_forward @ new + d_backward @ new.T
+    return keep * g, w @ g, d_w, d_r
+
+
+link_step.defvjp(_link_step_fwd, _link_step_bwd)
