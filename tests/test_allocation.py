@@ -1,0 +1,76 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from jax.test_util import check_grads
+
+from mannlab.memory.allocation import (
+    USAGE_EPS,
+    allocation_weighting,
+    exclusive_cumprod,
+    write_weighting,
+)
+
+usages = arrays(np.float32, st.integers(1, 12), elements=st.floats(0, 1, width=32))
+
+
+def test_allocation_closed_form():
+    # sorted order: 0.1 (idx 2), 0.2 (idx 0), 0.5 (idx 1), 0.9 (idx 3)
+    u = jnp.array([0.2, 0.5, 0.1, 0.9])
+    expected = np.array([(1 - 0.2) * 0.1, (1 - 0.5) * 0.1 * 0.2, 1 - 0.1,
+                         (1 - 0.9) * 0.1 * 0.2 * 0.5])
+    np.testing.assert_allclose(allocation_weighting(u), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(allocation_weighting(u, eps=0.0), expected, rtol=1e-5)
+
+
+def test_allocation_ties_by_index():
+    a = allocation_weighting(jnp.array([0.5, 0.5, 0.5]), eps=0.0)
+    np.testing.assert_allclose(a, [0.5, 0.25, 0.125], rtol=1e-6)
+
+
+def test_exclusive_cumprod():
+    np.testing.assert_allclose(exclusive_cumprod(jnp.array([0.5, 0.2, 0.1, 1.0])),
+                               [1.0, 0.5, 0.1, 0.01], rtol=1e-5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(usages)
+def test_allocation_invariants(u):
+    a = np.asarray(allocation_weighting(jnp.asarray(u)))
+    mapped = np.float32(USAGE_EPS) + np.float32(1 - USAGE_EPS) * u  # what gets sorted
+    assert np.all(a >= 0) and np.all(a <= 1 + 1e-6)
+    assert a.sum() <= 1 + 1e-5
+    # the least used location gets the most allocation
+    assert a[np.argmin(mapped)] >= a.max() - 1e-6
+
+
+def test_empty_memory_allocates_first_location():
+    a = allocation_weighting(jnp.zeros(5))
+    np.testing.assert_allclose(a, [1 - USAGE_EPS, 0, 0, 0, 0], atol=1e-5)
+
+
+def test_gradients_finite_at_edges():
+    f = lambda u: jnp.sum(allocation_weighting(u) * jnp.arange(1.0, u.shape[0] + 1))
+    for u in (jnp.zeros(6), jnp.ones(6), jnp.full(6, 0.5), jnp.array([0.0, 1, 0, 1, 0.3, 0.3])):
+        g = jax.grad(f)(u)
+        assert np.all(np.isfinite(g)), (u, g)
+
+
+def test_gradients_match_finite_differences():
+    u = jnp.array([0.2, 0.5, 0.1, 0.9, 0.35])  # well separated: the sort is locally constant
+    check_grads(allocation_weighting, (u,), order=1, modes=["rev", "fwd"], eps=1e-3,
+                atol=2e-2, rtol=2e-2)
+
+
+def test_write_weighting():
+    alloc = jnp.array([0.7, 0.2, 0.1])
+    content = jnp.array([[0.0, 0.0, 1.0]])
+    w = write_weighting(alloc, content, jnp.array([0.25]), jnp.array([0.8]))
+    np.testing.assert_allclose(w, 0.8 * (0.25 * alloc[None] + 0.75 * content), rtol=1e-6)
+    assert float(w.sum()) <= 1.0
+    zero = write_weighting(alloc, content, jnp.array([1.0]), jnp.array([0.0]))
+    np.testing.assert_allclose(zero, 0.0)
+    check_grads(write_weighting, (alloc, content, jnp.array([0.25]), jnp.array([0.8])), order=1,
+                modes=["rev"], eps=1e-3, atol=1e-2, rtol=1e-2)

@@ -1,0 +1,38 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.test_util import check_grads
+
+from mannlab.memory.content import content_weighting
+from mannlab.memory.dnc_read import masked_content_weighting, read_weighting
+
+
+def test_read_weighting_mixes_three_modes():
+    b = jnp.array([[1.0, 0, 0]])
+    c = jnp.array([[0, 1.0, 0]])
+    f = jnp.array([[0, 0, 1.0]])
+    modes = jnp.array([[0.2, 0.3, 0.5]])
+    np.testing.assert_allclose(read_weighting(b, c, f, modes), [[0.2, 0.3, 0.5]], rtol=1e-6)
+    check_grads(read_weighting, (b, c, f, modes), order=1, modes=["rev"])
+
+
+def test_mask_of_ones_is_plain_content_lookup():
+    k = jax.random.split(jax.random.key(0), 2)
+    memory = jax.random.normal(k[0], (5, 4))
+    keys = jax.random.normal(k[1], (2, 4))
+    strengths = jnp.array([2.0, 5.0])
+    np.testing.assert_allclose(masked_content_weighting(memory, keys, strengths, jnp.ones((2, 4))),
+                               content_weighting(memory, keys, strengths), atol=1e-6)
+
+
+def test_mask_ignores_the_value_part():
+    # rows share the key half [1, 0] but differ in the value half; the query's
+    # value half matches row 2 only. Masking the value part makes rows 0-1 tie.
+    memory = jnp.array([[1.0, 0, 5, 5], [1.0, 0, -5, 5], [0.0, 1, 0, 0]])
+    key = jnp.array([[1.0, 0, 5, 5]])
+    mask = jnp.array([[1.0, 1, 0, 0]])
+    plain = masked_content_weighting(memory, key, jnp.array([10.0]), jnp.ones((1, 4)))
+    masked = masked_content_weighting(memory, key, jnp.array([10.0]), mask)
+    assert float(plain[0, 0]) > 0.99
+    np.testing.assert_allclose(masked[0, 0], masked[0, 1], rtol=1e-6)
+    assert float(masked[0, 2]) < 1e-3

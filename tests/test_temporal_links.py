@@ -1,0 +1,97 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+from mannlab.memory.temporal_links import (
+    directional_weightings,
+    link_step,
+    link_update,
+    precedence_update,
+    sharpen_distribution,
+)
+
+
+def random_weightings(key, n, total=0.9):
+    return jax.nn.softmax(3 * jax.random.normal(key, (n,))) * total
+
+
+def test_hand_sequence_of_one_hot_writes():
+    n = 4
+    link, p = jnp.zeros((n, n)), jnp.zeros(n)
+    for i in (0, 2, 1):  # write 0, then 2, then 1
+        w = jnp.zeros(n).at[i].set(1.0)
+        link = link_update(link, p, w)
+        p = precedence_update(p, w)
+    expected = np.zeros((n, n))
+    expected[2, 0] = 1.0  # 2 written after 0
+    expected[1, 2] = 1.0  # 1 written after 2
+    np.testing.assert_allclose(link, expected, atol=1e-6)
+    np.testing.assert_allclose(p, [0, 1, 0, 0], atol=1e-6)
+    fwd, bwd = directional_weightings(link, jnp.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0]]))
+    np.testing.assert_allclose(fwd, [[0, 0, 1, 0], [0, 1, 0, 0]], atol=1e-6)
+    np.testing.assert_allclose(bwd, [[0, 0, 0, 0], [1, 0, 0, 0]], atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 10), st.floats(0.0, 1.0))
+def test_link_invariants(seed, n, total):
+    keys = jax.random.split(jax.random.key(seed), 8)
+    link, p = jnp.zeros((n, n)), jnp.zeros(n)
+    for k in keys:
+        w = random_weightings(k, n, total)
+        link = link_update(link, p, w)
+        p = precedence_update(p, w)
+        L = np.asarray(link)
+        assert np.all(np.diag(L) == 0)
+        assert np.all(L >= -1e-6) and np.all(L <= 1 + 1e-6)
+        assert np.all(L.sum(0) <= 1 + 1e-5) and np.all(L.sum(1) <= 1 + 1e-5)
+        assert float(p.sum()) <= 1 + 1e-5
+
+
+def fused_inputs(n=6, r=2, seed=0):
+    k = jax.random.split(jax.random.key(seed), 4)
+    link = jax.random.uniform(k[0], (n, n)) / n * (1 - jnp.eye(n))
+    p = random_weightings(k[1], n, 0.6)
+    w = random_weightings(k[2], n, 0.8)
+    reads = jax.vmap(lambda kk: random_weightings(kk, n, 1.0))(jax.random.split(k[3], r))
+    return link, p, w, reads
+
+
+def plain_step(link, p, w, reads):
+    new = link_update(link, p, w)
+    return (new,) + directional_weightings(new, reads)
+
+
+def test_fused_link_step_equals_plain_values_and_gradients():
+    args = fused_inputs()
+    for a, b in zip(link_step(*args), plain_step(*args)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    probe = [jax.random.normal(jax.random.key(i), o.shape) for i, o in enumerate(link_step(*args))]
+    loss = lambda fn: lambda *a: sum(jnp.sum(o * q) for o, q in zip(fn(*a), probe))
+    g_fused = jax.grad(loss(link_step), argnums=(0, 1, 2, 3))(*args)
+    g_plain = jax.grad(loss(plain_step), argnums=(0, 1, 2, 3))(*args)
+    for a, b in zip(g_fused, g_plain):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    check_grads(link_step, args, order=1, modes=["rev"], eps=1e-3, atol=1e-2, rtol=1e-2)
+
+
+def test_fused_link_step_under_vmap():
+    args = [jnp.stack([a, a * 0.5]) for a in fused_inputs()]
+    out = jax.vmap(link_step)(*args)
+    ref = jax.vmap(plain_step)(*args)
+    for a, b in zip(out, ref):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_sharpen_distribution():
+    d = jnp.array([[0.1, 0.3, 0.0, 0.6], [0.0, 0.0, 0.0, 0.0]])
+    s = sharpen_distribution(d, jnp.array([2.0, 3.0]))
+    np.testing.assert_allclose(s[0], np.array([0.01, 0.09, 0, 0.36]) / 0.46, rtol=1e-4)
+    np.testing.assert_allclose(s[1], 0.0)  # nothing linked stays nothing
+    assert float(s[0].max()) > 0.6  # sharper: the largest entry grows
+    g = jax.grad(lambda x, e: sharpen_distribution(x, e).sum() + sharpen_distribution(x, e)[0, 3],
+                 argnums=(0, 1))(d, jnp.array([2.0, 3.0]))
+    assert all(np.all(np.isfinite(x)) for x in g)
