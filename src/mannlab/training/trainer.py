@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mannlab.config import RunConfig
+from mannlab.models.embedded import wrap_for_task
 from mannlab.tasks.base import stack_seeds
 from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mannlab.training.optimizer import make_optimizer
@@ -29,8 +30,12 @@ from mannlab.training.step import make_eval_step, make_train_step
 
 
 def build_model(config: RunConfig, task, seed: int):
-    """The model of `config` for `task`, initialised from PRNGKey(seed)."""
-    return config.model.build(task.input_size, task.output_size, jax.random.PRNGKey(seed))
+    """The model of `config` for `task`, initialised from PRNGKey(seed).
+
+    Tasks over token ids (``task.vocab_size``) get a learned embedding in
+    front of the model (`mannlab.models.embedded`).
+    """
+    return wrap_for_task(config.model.build, task, jax.random.PRNGKey(seed))
 
 
 def stack_trees(trees):
