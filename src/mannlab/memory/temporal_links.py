@@ -130,10 +130,15 @@ def _link_step_fwd(link, precedence, write_weights, read_weights):
 def _link_step_bwd(residuals, cotangents):
     link, precedence, w, r = residuals
     d_link, d_forward, d_backward = cotangents
+    n = link.shape[-1]
     keep, new = _linked(link, precedence, w)
-    g = (d_link + d_forward.T @ r + r.T @ d_backward) * _offdiag(link.shape[-1], link.dtype)
-    gl = g * link
-    d_w = g @ precedence - gl.sum(1) - gl.sum(0)
+    # both outer products in one matrix product (contraction over 2R)
+    outer = jnp.concatenate([d_forward.T, r.T], axis=1) @ jnp.concatenate([r, d_backward])
+    g = (d_link + outer) * _offdiag(n, link.dtype)
+    # the row sum as a matrix-vector product; the column sum as a reduction
+    # (a product with ones on the left would transpose the matrix first)
+    ones = jnp.ones((n,), link.dtype)
+    d_w = (g * (precedence[None, :] - link)) @ ones - jnp.sum(g * link, axis=0)
     d_r = d_forward @ new + d_backward @ new.T
     return keep * g, w @ g, d_w, d_r
 

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 from mannlab.memory.allocation import allocation_weighting, write_weighting
 from mannlab.memory.content import content_weighting
@@ -45,6 +46,12 @@ from mannlab.memory.temporal_links import (
 from mannlab.memory.usage import deallocate, retention, usage_update
 from mannlab.models.base import SequenceModel
 from mannlab.models.controller import ControllerKind, make_controller
+
+REMAT_POLICY = jax.checkpoint_policies.save_only_these_names(
+    "dnc_forward_weighting", "dnc_backward_weighting")
+"""What a rematerialised step keeps: the forward and backward weightings
+([B, R, N] each), so that recomputing the step skips the N x N link update
+(the link step's own backward needs only its inputs)."""
 
 
 def oneplus(x: jnp.ndarray) -> jnp.ndarray:
@@ -245,6 +252,9 @@ class DNC(SequenceModel):
 
         link, fwd, bwd = link_step(state.link, state.precedence, write_w[0],
                                    state.read_weights)
+        # saved by the remat policy, so the backward pass never recomputes the link
+        fwd = checkpoint_name(fwd, "dnc_forward_weighting")
+        bwd = checkpoint_name(bwd, "dnc_backward_weighting")
         precedence = precedence_update(state.precedence, write_w[0])
         if self.link_sharpness:
             fwd = sharpen_distribution(fwd, xi.forward_sharpness)
@@ -269,5 +279,5 @@ class DNC(SequenceModel):
         """
         step = jax.vmap(self._step_one)
         if self.remat:
-            step = jax.checkpoint(step)
+            step = jax.checkpoint(step, policy=REMAT_POLICY)
         return step(state, x)
