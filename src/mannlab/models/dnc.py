@@ -37,13 +37,14 @@ from jax.ad_checkpoint import checkpoint_name
 from mannlab.memory.allocation import allocation_weighting, write_weighting
 from mannlab.memory.content import content_weighting
 from mannlab.memory.dnc_read import masked_content_weighting, read_weighting
-from mannlab.memory.read_write import erase_and_add, read
+from mannlab.memory.read_write import read
 from mannlab.memory.temporal_links import (
     link_step,
     precedence_update,
     sharpen_distribution,
 )
 from mannlab.memory.usage import deallocate, retention, usage_update
+from mannlab.memory.write_vjp import erase_and_add_one_head
 from mannlab.models.base import SequenceModel
 from mannlab.models.controller import ControllerKind, make_controller
 
@@ -248,7 +249,7 @@ class DNC(SequenceModel):
         write_w = write_weighting(alloc, write_content, xi.allocation_gate, xi.write_gate)
 
         memory = deallocate(state.memory, psi) if self.deallocation_erase else state.memory
-        memory = erase_and_add(memory, write_w, xi.erase, xi.write_vector)
+        memory = erase_and_add_one_head(memory, write_w, xi.erase, xi.write_vector)
 
         link, fwd, bwd = link_step(state.link, state.precedence, write_w[0],
                                    state.read_weights)
