@@ -58,7 +58,8 @@ def directional_weightings(link: jnp.ndarray, read_weights: jnp.ndarray):
     Returns:
       (forward [R, N], backward [R, N]).
     """
-    forward = read_weights @ link.T
+    # L w for each head, written so the N x N matrix is never transposed
+    forward = (link @ read_weights.T).T
     backward = read_weights @ link
     return forward, backward
 
@@ -141,7 +142,7 @@ def _link_step_bwd(residuals, cotangents):
     # the product a plain batched GEMV instead of a transposed copy.
     row_ones = 1.0 + 0.0 * w
     d_w = (g * (precedence[None, :] - link)) @ jnp.ones((n,), link.dtype) - row_ones @ (g * link)
-    d_r = d_forward @ new + d_backward @ new.T
+    d_r = d_forward @ new + (new @ d_backward.T).T
     return keep * g, w @ g, d_w, d_r
 
 
