@@ -109,9 +109,9 @@ def cmd_train(args) -> int:
         results = train_in_processes(run, seeds, on_done=done)
     else:
         from mannlab.training.progress import ProgressReporter
-        from mannlab.training.trainer import Trainer
+        from mannlab.training.trainer import make_trainer
 
-        trainer = Trainer(run, config, seeds,
+        trainer = make_trainer(run, config, seeds,
                           reporter=None if args.no_progress else ProgressReporter())
         results = [r.__dict__ for r in trainer.train()]
         for r in results:

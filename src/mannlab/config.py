@@ -167,7 +167,49 @@ class DNCConfig(Strict):
                    **self.model_dump(exclude={"name", "write_heads"}))
 
 
-ModelConfig = Annotated[Union[LSTMConfig, NTMConfig, DNCConfig], Field(discriminator="name")]
+class MannRLConfig(Strict):
+    """MANN-RL (Barrett 2025): `mannlab.models.mann_rl`, trained by
+    `mannlab.training.mann_rl`. The network fields build the model; the
+    recipe fields (the paper's names) drive the memory-net's Q-learning. The
+    action network's learner is the ``train`` section (paper: ``optimizer:
+    adam``, ``learning_rate: 1e-4``, ``clip_value: 0.01``, ``batch_size: 16``);
+    ``train.max_steps`` counts action-network batches."""
+
+    name: Literal["mann_rl"]
+    memory_size: int = Field(48, ge=1)
+    action_hidden: list[int] = Field(
+        [256], description="hidden Linear-BatchNorm-ReLU sizes of the action network")
+    memory_hidden: list[int] = Field(
+        [], description="hidden blocks of the memory-net (paper: none)")
+    embedding_size: int | None = Field(
+        None, ge=1, description="Linear-BatchNorm-ReLU embedding of one-hot symbols "
+                                "(paper: 96 for sentences; none for logic)")
+    memory_init: float = Field(0.0, ge=0, le=1)
+    output_feed: Literal["probs", "onehot"] = "probs"
+    # -- the recipe
+    history: int = Field(32, ge=1, description="training batches whose states fill the buffer")
+    settle: int = Field(8, ge=0, description="action batches before buffering starts")
+    memory_train_iterations: int = Field(2, ge=0)
+    memory_samples: int = Field(8, ge=1, description="(t, t+1) pairs per memory-net update")
+    memory_clamp: float = Field(10.0, ge=0)
+    gamma: float = Field(0.99, ge=0, le=1)
+    memory_optimizer: Literal["rmsprop", "adam"] = "rmsprop"
+    memory_learning_rate: float = Field(1e-5, gt=0)
+    memory_clipping: float = Field(0.001, gt=0)
+    memory_decay: float = Field(0.99, gt=0, lt=1, description="RMSprop decay (PyTorch alpha)")
+    target_gradient: bool = Field(
+        False, description="let gradients flow through the expected memory (DQN: no)")
+
+    def build(self, input_size: int, output_size: int, key):
+        from mannlab.models.mann_rl import MannRL
+
+        return MannRL(input_size, output_size, self.memory_size, tuple(self.action_hidden),
+                      tuple(self.memory_hidden), self.embedding_size, self.memory_init,
+                      self.output_feed, key=key)
+
+
+ModelConfig = Annotated[LSTMConfig | NTMConfig | DNCConfig | MannRLConfig,
+                        Field(discriminator="name")]
 
 
 # ---------------------------------------------------------------- training

@@ -85,6 +85,17 @@ def _fill(path: Path, prefix: str, skeleton: Any, tensors: dict) -> Any:
     return jax.tree.unflatten(treedef, out)
 
 
+def load_params(path: str | Path, params_skeleton: Any) -> Any:
+    """Only the parameters (for evaluation: any optimiser state may be stored)."""
+    path = Path(path)
+    read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: corrupt checkpoint ({err})") from None
+    return _fill(path, "params", params_skeleton, tensors)
+
+
 def load_checkpoint(path: str | Path, params_skeleton: Any, opt_skeleton: Any):
     """Load into the shapes of the skeletons: (params, opt_state, state dict)."""
     path = Path(path)

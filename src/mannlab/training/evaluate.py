@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mannlab.config import RunConfig
-from mannlab.training.checkpoint import load_checkpoint
-from mannlab.training.optimizer import make_optimizer
+from mannlab.training.checkpoint import load_params
 from mannlab.training.rundir import CHECKPOINT_FILE
 from mannlab.training.step import make_eval_step
 from mannlab.training.trainer import build_model, stack_trees
@@ -24,8 +23,7 @@ def load_models(config: RunConfig, task, seed_dirs: list[Path]):
     for d in seed_dirs:
         model = build_model(config, task, seed_of(d))
         params, static = eqx.partition(model, eqx.is_array)
-        opt_skeleton = make_optimizer(config.train).init(params)
-        loaded, _, _ = load_checkpoint(d / CHECKPOINT_FILE, params, opt_skeleton)
+        loaded = load_params(d / CHECKPOINT_FILE, params)
         params_list.append(loaded)
     return stack_trees(params_list), static
 

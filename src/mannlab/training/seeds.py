@@ -27,10 +27,10 @@ def choose_execution(execution: Execution, seeds: int) -> str:
 
 def _train_one(run_dir: str, seed: int) -> dict:
     from mannlab.training.rundir import open_run
-    from mannlab.training.trainer import Trainer
+    from mannlab.training.trainer import make_trainer
 
     run, config, _ = open_run(run_dir)
-    (result,) = Trainer(run, config, [seed]).train()
+    (result,) = make_trainer(run, config, [seed]).train()
     return result.__dict__
 
 

@@ -89,6 +89,16 @@ class SeedResult:
     heldout: dict | None
 
 
+def make_trainer(run_dir: Path, config: RunConfig, seeds: list[int], reporter=None):
+    """The trainer for `config`: `Trainer`, or MANN-RL's two-learner
+    `mannlab.training.mann_rl.MannRLTrainer` when ``model.name`` is mann_rl."""
+    if config.model.name == "mann_rl":
+        from mannlab.training.mann_rl import MannRLTrainer
+
+        return MannRLTrainer(run_dir, config, seeds, reporter)
+    return Trainer(run_dir, config, seeds, reporter)
+
+
 class Trainer:
     """Trains `seeds` of the run in `run_dir` (created by `rundir.create_run`)."""
 
