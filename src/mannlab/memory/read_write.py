@@ -37,5 +37,8 @@ def erase_and_add(
     Returns:
       [N, M] new memory.
     """
-    keep = jnp.prod(1.0 - weights[:, :, None] * erase[:, None, :], axis=0)
-    return memory * keep + weights.T @ add
+    # An explicit product over the (few, static) heads: the gradient of
+    # jnp.prod is far costlier on the CPU than these multiplies.
+    for h in range(weights.shape[0]):
+        memory = memory * (1.0 - jnp.outer(weights[h], erase[h]))
+    return memory + weights.T @ add
