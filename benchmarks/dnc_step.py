@@ -5,7 +5,7 @@ memory 128 x 20, 4 read heads, LSTM-100 controller. One step is forward +
 backward + RMSprop update (gradients clipped), jitted, `lax.scan` over time.
 Prints the median sequences per second over repeats for each batch size.
 
-    .venv/bin/python benchmarks/dnc_step.py [--batches 1 16 64] [--repeats 7]
+    .venv/bin/python benchmarks/dnc_step.py [--batches 1 16 64] [--repeats 7] [--naive]
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
         .venv/bin/python benchmarks/dnc_step.py
 """
@@ -66,15 +66,36 @@ def measure(batch_size: int, repeats: int, seconds: float, length: int = 20,
     return statistics.median(rates)
 
 
+def use_reference_formulation():
+    """Swap the fast paths for the plain autodiff ones (for comparison): link
+    update and directional weightings without the hand VJP, erase-and-add
+    without the hand VJP; combine with ``remat=False`` for the naive DNC."""
+    from mannlab.memory.read_write import erase_and_add
+    from mannlab.memory.temporal_links import directional_weightings, link_update
+    from mannlab.models import dnc
+
+    def plain_link_step(link, precedence, write_weights, read_weights):
+        new = link_update(link, precedence, write_weights)
+        return (new,) + directional_weightings(new, read_weights)
+
+    dnc.link_step = plain_link_step
+    dnc.erase_and_add_one_head = erase_and_add
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.5,
                         help="rough duration of one repeat")
+    parser.add_argument("--naive", action="store_true",
+                        help="plain autodiff DNC without remat, for comparison")
     args = parser.parse_args()
+    if args.naive:
+        use_reference_formulation()
     for b in args.batches:
-        rate = measure(b, repeats=args.repeats, seconds=args.seconds)
+        rate = measure(b, repeats=args.repeats, seconds=args.seconds,
+                       **({"remat": False} if args.naive else {}))
         print(f"batch {b:4d}: {rate:8.1f} sequences/s  ({1000 * b / rate:7.2f} ms/step)",
               flush=True)
 
