@@ -57,6 +57,7 @@ import optax
 
 from mannlab.config import MannRLConfig, RunConfig
 from mannlab.models.embedded import Embedded
+from mannlab.models.mann_rl import StepRecord as StepRecordLike
 from mannlab.models.mann_rl import group_filter
 from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mannlab.training.optimizer import make_optimizer
@@ -109,6 +110,11 @@ class History(NamedTuple):
     targets: jnp.ndarray
     loss: jnp.ndarray
     valid: jnp.ndarray
+
+
+__all__ = ["History", "MannRLTrainer", "StepRecordLike", "cycle_phase", "empty_history",
+           "ends_cycle", "expected_memory", "pair_mask", "sample_pairs", "smooth_l1",
+           "write_slot"]
 
 
 def empty_history(history: int, steps: int, batch: int, memory: int, inputs: int,
@@ -258,7 +264,7 @@ class SeedState:
         self.history, self.key = history, key
         self.cycle = 0
         self.memory_updates = 0
-        self.memory_loss = float("nan")
+        self.memory_loss: float | None = None  # mean TD loss of the last memory phase
 
 
 def is_mann_rl(config: RunConfig) -> bool:
@@ -433,8 +439,9 @@ class MannRLTrainer:
                       "grad_norm": float(np.mean([o.grad_norm for o in outs])),
                       "learning_rate": cfg.learning_rate,
                       "seq_per_s": len(outs) * cfg.batch_size / max(elapsed, 1e-9),
-                      "memory_loss": st.memory_loss, "memory_updates": st.memory_updates,
-                      "cycle": st.cycle}
+                      "memory_updates": st.memory_updates, "cycle": st.cycle}
+            if st.memory_loss is not None:
+                record["memory_loss"] = st.memory_loss
             for k, name in enumerate(names):
                 record[name] = float(np.mean([o.metrics[k] for o in outs]))
                 record[f"{name}_window"] = p.average(name)
