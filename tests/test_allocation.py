@@ -35,7 +35,7 @@ def test_exclusive_cumprod():
                                [1.0, 0.5, 0.1, 0.01], rtol=1e-5)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(usages)
 def test_allocation_invariants(u):
     a = np.asarray(allocation_weighting(jnp.asarray(u)))

@@ -35,10 +35,10 @@ def test_hand_sequence_of_one_hot_writes():
     np.testing.assert_allclose(bwd, [[0, 0, 0, 0], [1, 0, 0, 0]], atol=1e-6)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(2, 10), st.floats(0.0, 1.0))
 def test_link_invariants(seed, n, total):
-    keys = jax.random.split(jax.random.key(seed), 8)
+    keys = jax.random.split(jax.random.key(seed), 5)
     link, p = jnp.zeros((n, n)), jnp.zeros(n)
     for k in keys:
         w = random_weightings(k, n, total)

@@ -24,7 +24,7 @@ def test_usage_update_matches_paper_for_one_head():
     np.testing.assert_allclose(usage_update(u, w[None], psi), paper, rtol=1e-6)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(arrays(np.float32, 6, elements=unit), arrays(np.float32, (2, 6), elements=unit),
        arrays(np.float32, 2, elements=unit))
 def test_usage_stays_in_unit_interval(u, w_read, f):
