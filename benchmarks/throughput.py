@@ -1,0 +1,113 @@
+"""Training throughput: sequences per second of the full training step.
+
+Copy task, fixed length 20 (41 steps), the model of each config in configs/
+(NTM: memory 128 x 20, LSTM-100 controller; LSTM: 3 x 256). For each batch
+size it times the jitted step (forward, backward, optimiser update) and prints
+the median of repeats. `--seeds 8` lines: eight batch-1 models trained as one
+vmapped program, and as one process per core.
+
+    python benchmarks/throughput.py [--models ntm lstm] [--batches 1 16 64] [--repeats 5]
+"""
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = {"ntm": "configs/ntm-copy.yaml", "lstm": "configs/lstm-copy.yaml",
+           "dnc": "configs/dnc-copy.yaml"}
+
+
+def measure(model: str, batch: int, seeds: int, repeats: int, steps: int) -> float:
+    """Median sequences/second over `repeats` timings of `steps` training steps."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mannlab.config import load_config
+    from mannlab.tasks.base import stack_seeds
+    from mannlab.training.optimizer import make_optimizer
+    from mannlab.training.step import make_train_step
+    from mannlab.training.trainer import build_model, stack_trees
+
+    config = load_config(ROOT / CONFIGS[model])
+    task = config.task.build()
+    models = [build_model(config, task, s) for s in range(seeds)]
+    params = stack_trees([eqx.filter(m, eqx.is_array) for m in models])
+    static = eqx.partition(models[0], eqx.is_array)[1]
+    opt = make_optimizer(config.train)
+    opt_state = jax.vmap(opt.init)(params)
+    step = make_train_step(static, task, opt)
+    rng = np.random.default_rng(0)
+    batches = [jax.tree.map(jnp.asarray, stack_seeds(
+        [task.sample(rng, batch, length=20) for _ in range(seeds)])) for _ in range(8)]
+    active = jnp.ones(seeds, bool)
+    params, opt_state, out = step(params, opt_state, batches[0], active)  # compile
+    jax.block_until_ready(out)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(steps):
+            params, opt_state, out = step(params, opt_state, batches[i % 8], active)
+        jax.block_until_ready(out)
+        rates.append(steps * batch * seeds / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _worker(args):
+    model, repeats, steps, threads = args
+    from mannlab import runtime
+
+    runtime.configure(threads)
+    return measure(model, 1, 1, repeats, steps)
+
+
+def in_processes(model: str, seeds: int, repeats: int, steps: int, threads: str) -> float:
+    """Total seq/s of `seeds` batch-1 models, one process per core, timed concurrently."""
+    workers = min(seeds, os.cpu_count() or 1)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        rates = pool.map(_worker, [(model, repeats, steps, threads)] * workers)
+    return sum(rates)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["ntm", "lstm"])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    p.add_argument("--seeds", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=2.0, help="rough length of one timing")
+    p.add_argument("--threads", choices=["single", "multi"], default="single")
+    args = p.parse_args()
+    from mannlab import runtime
+
+    runtime.configure(args.threads, cache_dir="off")
+    print(f"threads: {args.threads}; median of {args.repeats} repeats; copy, length 20",
+          flush=True)
+    for model in args.models:
+        if not (ROOT / CONFIGS[model]).exists():
+            print(f"{model}: no config {CONFIGS[model]}, skipped")
+            continue
+        for batch in args.batches:
+            probe = measure(model, batch, 1, 1, 5)
+            steps = max(5, int(args.seconds * probe / batch))
+            rate = measure(model, batch, 1, args.repeats, steps)
+            print(f"{model:5s} batch {batch:3d}            {rate:8.0f} seq/s", flush=True)
+        steps = max(5, int(args.seconds * probe / 64 / args.seeds))
+        rate = measure(model, 1, args.seeds, args.repeats, max(5, steps))
+        print(f"{model:5s} batch   1 seeds {args.seeds} vmap     {rate:8.0f} seq/s", flush=True)
+        single = measure(model, 1, 1, 1, 20)
+        rate = in_processes(model, args.seeds, args.repeats, max(5, int(args.seconds * single)),
+                            args.threads)
+        print(f"{model:5s} batch   1 seeds {args.seeds} processes {rate:7.0f} seq/s "
+              f"({min(args.seeds, os.cpu_count() or 1)} processes)", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
