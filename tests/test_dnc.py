@@ -64,9 +64,9 @@ def test_scan_equals_hand_stepping():
     xs = inputs()
     ys, final = model(xs, model.init_state(B))
     state = model.init_state(B)
-    step = jax.jit(model.step)
+    step = eqx.filter_jit(lambda m, s, x: m.step(s, x))
     for t in range(T):
-        state, y, _ = step(state, xs[t])
+        state, y, _ = step(model, state, xs[t])
         np.testing.assert_allclose(y, ys[t], atol=1e-5)
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(final)):
         np.testing.assert_allclose(a, b, atol=1e-5)
