@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from helpers import tiny_config
 
+from mannlab.config import parse_config
 from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mannlab.training.rundir import create_run
 from mannlab.training.trainer import Trainer, unstack_tree
@@ -98,3 +99,19 @@ def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):
     truncated.write_bytes((tmp_path / "run/seed-3/checkpoint.safetensors").read_bytes()[:-100])
     with pytest.raises(CheckpointError):
         load_checkpoint(truncated, params, opt)
+
+
+def parse_model(model: dict):
+    return parse_config({"task": {"name": "copy"}, "model": model}).model
+
+
+def test_dnc_trains_with_tensorboard_images(tmp_path):
+    """Regression: the DNC's optional link trace (None) must not break image logging."""
+    config = tiny_config().model_copy(update={"model": parse_model(
+        {"name": "dnc", "controller_size": 16, "memory_size": 8, "memory_width": 4,
+         "read_heads": 2})})
+    create_run(tmp_path / "run", config, [3])
+    (result,) = Trainer(tmp_path / "run", config, [3]).train()
+    assert result.steps == 40
+    events = list((tmp_path / "run/seed-3").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 10_000  # scalars and images

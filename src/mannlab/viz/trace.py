@@ -50,7 +50,8 @@ def make_tracer(static):
 def seed_slice(outputs, i: int):
     """Seed `i` of a tracer's outputs: (probs [T, O], trace, memory_before)."""
     probs, trace, before = outputs
-    trace_i = trace if trace == () else type(trace)(*(np.asarray(x[i]) for x in trace))
+    trace_i = trace if trace == () else type(trace)(
+        *(None if x is None else np.asarray(x[i]) for x in trace))
     return probs[i], trace_i, None if before is None else np.asarray(before[i])
 
 
