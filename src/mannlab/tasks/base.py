@@ -29,6 +29,24 @@ class Batch(NamedTuple):
     step_mask: np.ndarray
 
 
+class BitTask:
+    """Shared by the generated bit-vector tasks (copy, repeat copy): their loss
+    and a fixed held-out set drawn from the task's own PRNG stream
+    (``heldout_seed``), the same for every run and seed."""
+
+    heldout_seed: int
+
+    def loss(self, ys, batch: Batch):
+        from mannlab.tasks.bits import bit_loss
+
+        return bit_loss(ys, batch.targets, batch.loss_mask)
+
+    def heldout(self, size: int, chunk: int = 500) -> list[Batch]:
+        """`size` sequences of the training distribution, in batches of `chunk`."""
+        rng = np.random.default_rng(self.heldout_seed)
+        return [self.sample(rng, min(chunk, size - i)) for i in range(0, size, chunk)]
+
+
 def bucket_edges(min_length: int, max_length: int, buckets: int) -> list[int]:
     """Maximum lengths of `buckets` padding buckets spread over [min, max].
 

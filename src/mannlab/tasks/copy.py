@@ -7,14 +7,11 @@ scored only during the answer phase. A sequence of length L takes 2L + 1 steps.
 
 import numpy as np
 
-from mannlab.tasks.base import Batch, bucket_edges, pad_length
-from mannlab.tasks.bits import bit_loss
-
-HELDOUT_SEED = 2014_10_20
-"""Seed of the held-out evaluation stream; training streams use the run seeds."""
+from mannlab.tasks.base import Batch, BitTask, bucket_edges, pad_length
 
 
-class CopyTask:
+class CopyTask(BitTask):
+    heldout_seed = 2014_10_20
     metric_names = ("bits_wrong", "cost")
 
     def __init__(self, bits: int = 8, min_length: int = 1, max_length: int = 20,
@@ -54,12 +51,3 @@ class CopyTask:
             loss_mask[L + 1: 2 * L + 1, b] = 1.0
         step_mask = np.arange(T)[:, None] < (2 * lengths + 1)[None, :]
         return Batch(inputs, targets, loss_mask, step_mask)
-
-    def loss(self, ys, batch: Batch):
-        return bit_loss(ys, batch.targets, batch.loss_mask)
-
-    def heldout(self, size: int, chunk: int = 500) -> list[Batch]:
-        """A fixed evaluation set of `size` sequences from the training
-        distribution, the same for every run and seed (its own PRNG stream)."""
-        rng = np.random.default_rng(HELDOUT_SEED)
-        return [self.sample(rng, min(chunk, size - i)) for i in range(0, size, chunk)]

@@ -14,11 +14,7 @@ repeats at evaluation time.
 
 import numpy as np
 
-from mannlab.tasks.base import Batch, bucket_edges, pad_length
-from mannlab.tasks.bits import bit_loss
-
-HELDOUT_SEED = 2014_10_20_42
-"""Seed of the held-out evaluation stream; training streams use the run seeds."""
+from mannlab.tasks.base import Batch, BitTask, bucket_edges, pad_length
 
 
 def steps_needed(length: int, repeats: int) -> int:
@@ -26,7 +22,8 @@ def steps_needed(length: int, repeats: int) -> int:
     return length + 1 + length * repeats + 1
 
 
-class RepeatCopyTask:
+class RepeatCopyTask(BitTask):
+    heldout_seed = 2014_10_20_42
     metric_names = ("bits_wrong", "cost")
 
     def __init__(self, bits: int = 8, min_length: int = 1, max_length: int = 10,
@@ -86,12 +83,3 @@ class RepeatCopyTask:
             loss_mask[start: end + 1, b] = 1.0
             step_mask[: end + 1, b] = True
         return Batch(inputs, targets, loss_mask, step_mask)
-
-    def loss(self, ys, batch: Batch):
-        return bit_loss(ys, batch.targets, batch.loss_mask)
-
-    def heldout(self, size: int, chunk: int = 500) -> list[Batch]:
-        """A fixed evaluation set of `size` sequences from the training
-        distribution, the same for every run and seed (its own PRNG stream)."""
-        rng = np.random.default_rng(HELDOUT_SEED)
-        return [self.sample(rng, min(chunk, size - i)) for i in range(0, size, chunk)]
