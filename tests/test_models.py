@@ -89,3 +89,18 @@ def test_bad_shapes_and_options_raise_clear_errors():
         NTM(I, O, shared_head=True, read_heads=2, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="memory_init"):
         NTM(I, O, memory_init="zeros", key=jax.random.PRNGKey(0))
+
+
+def test_ntm_remat_changes_nothing():
+    key = jax.random.PRNGKey(0)
+    small = dict(controller_size=8, memory_size=7, memory_width=4, read_heads=2, key=key)
+    plain, remat = NTM(I, O, remat=False, **small), NTM(I, O, remat=True, **small)
+
+    def loss(model):
+        ys, _ = model(xs, model.init_state(B))
+        return jnp.sum(jnp.sin(ys))
+
+    np.testing.assert_allclose(loss(plain), loss(remat), rtol=1e-6)
+    g1, g2 = eqx.filter_grad(loss)(plain), eqx.filter_grad(loss)(remat)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -115,3 +115,28 @@ def test_dnc_trains_with_tensorboard_images(tmp_path):
     assert result.steps == 40
     events = list((tmp_path / "run/seed-3").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 10_000  # scalars and images
+
+
+def test_loss_ignores_trailing_padding():
+    """The training loss runs without the padding mask: padding follows a
+    sequence's end, so it must not change the loss, metrics or gradients."""
+    import equinox as eqx
+
+    from mannlab.tasks.base import pad_time
+    from mannlab.training.step import sequence_loss
+    from mannlab.training.trainer import build_model
+
+    config = tiny_config()
+    task = config.task.build()
+    params, static = eqx.partition(build_model(config, task, 0), eqx.is_array)
+    batch = task.sample(np.random.default_rng(0), 3)
+    padded = pad_time(batch, batch.inputs.shape[0] + 7)
+
+    def loss(p, b):
+        return sequence_loss(p, static, task, jax.tree.map(jax.numpy.asarray, b))
+
+    (l1, m1), g1 = jax.value_and_grad(loss, has_aux=True)(params, batch)
+    (l2, m2), g2 = jax.value_and_grad(loss, has_aux=True)(params, padded)
+    np.testing.assert_allclose(l1, l2, rtol=1e-6)
+    assert_trees_close(m1, m2, atol=1e-5)
+    assert_trees_close(g1, g2, atol=1e-5)

@@ -137,6 +137,7 @@ class NTMConfig(Strict):
     shared_head: bool = False
     shift_range: int = Field(1, ge=0)
     memory_init: Literal["constant", "learned", "random"] = "constant"
+    remat: bool = True
 
     def build(self, input_size: int, output_size: int, key):
         from mannlab.models.ntm import NTM

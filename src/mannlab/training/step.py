@@ -26,10 +26,16 @@ class StepOutput(NamedTuple):
 
 
 def sequence_loss(params, static, task, batch: Batch):
-    """Run the model over a batch and score it: (loss, per-sequence metrics)."""
+    """Run the model over a batch and score it: (loss, per-sequence metrics).
+
+    The padding mask is not applied: padding only ever follows a sequence's
+    end (`Batch.step_mask`), so padded steps cannot reach a scored output and
+    the final state is discarded. Masking every state leaf at every step
+    cost about a fifth of the training step.
+    """
     model = eqx.combine(params, static)
     B = batch.inputs.shape[1]
-    ys, _ = model(batch.inputs, model.init_state(B), batch.step_mask)
+    ys, _ = model(batch.inputs, model.init_state(B))
     return task.loss(ys, batch)
 
 
