@@ -299,7 +299,7 @@ class MannRLTrainer:
         self._memory_step = make_memory_step(self.static, self.mcfg, self.memory_optimizer,
                                              self.memory_spec)
         self._eval_step = make_eval_step(self.static, self.task)
-        self._heldout, self._writers, self._images = None, {}, None
+        self._heldout, self._images = None, None
         self._resume_if_possible()
         summary = self.run_dir / "model.txt"
         if not summary.exists():
@@ -350,21 +350,6 @@ class MannRLTrainer:
         for i in range(len(self.seeds)):
             self._save(i)
 
-    def writer(self, p: SeedProgress):
-        if p.seed not in self._writers:
-            from tensorboardX import SummaryWriter
-
-            self._writers[p.seed] = SummaryWriter(logdir=str(p.dir), flush_secs=10)
-        return self._writers[p.seed]
-
-    def _log(self, p: SeedProgress, record: dict) -> None:
-        with open(p.dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        w = self.writer(p)
-        for k, v in record.items():
-            if isinstance(v, (int, float)) and k not in ("step", "split"):
-                w.add_scalar(f"{record['split']}/{k}", v, record["step"])
-
     # ------------------------------------------------------------ evaluation
     def heldout(self):
         if self._heldout is None:
@@ -385,7 +370,7 @@ class MannRLTrainer:
             self._images = SequenceImageLogger(self.static, self.task, self.config)
         p = self.seeds[i]
         params = jax.tree.map(lambda x: x[None], self.states[i].params)
-        self._images.log(params, [(0, p.step, self.writer(p), p.dir.name)])
+        self._images.log(params, [(0, p.step, p.writer, p.dir.name)])
 
     # ------------------------------------------------------------ the loop
     def train_batch(self, i: int, batch) -> tuple[ActionOutput, str]:
@@ -445,14 +430,14 @@ class MannRLTrainer:
             for k, name in enumerate(names):
                 record[name] = float(np.mean([o.metrics[k] for o in outs]))
                 record[f"{name}_window"] = p.average(name)
-            self._log(p, record)
+            p.log(record)
             pending, interval_start = [], time.perf_counter()
 
         def evaluate():
             result = self.evaluate_seed(i)
             clock()
             p.last_eval = result
-            self._log(p, {"split": "heldout", "step": p.step, "seconds": round(p.seconds, 3),
+            p.log({"split": "heldout", "step": p.step, "seconds": round(p.seconds, 3),
                           **result})
             if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
                 p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
@@ -491,8 +476,6 @@ class MannRLTrainer:
         results = [self._train_seed(i) for i in range(len(self.seeds))]
         if self.reporter:
             self.reporter.finish(self)
-        for w in self._writers.values():
-            w.close()
         for p, r in zip(self.seeds, results):
-            (p.dir / "summary.json").write_text(json.dumps(r.__dict__, indent=2) + "\n")
+            p.finish(r)
         return results

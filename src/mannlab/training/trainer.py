@@ -59,6 +59,31 @@ class SeedProgress:
     converged: dict | None = None
     last_eval: dict | None = None
     windows: dict = field(default_factory=dict)
+    _writer: object = field(default=None, repr=False)
+
+    @property
+    def writer(self):
+        """This seed's TensorBoard writer (its directory is one TensorBoard run)."""
+        if self._writer is None:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(logdir=str(self.dir), flush_secs=10)
+        return self._writer
+
+    def log(self, record: dict) -> None:
+        """Append `record` to metrics.jsonl; its numbers go to TensorBoard as
+        ``<split>/<name>`` at ``record["step"]``."""
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for k, v in record.items():
+            if isinstance(v, (int, float)) and k not in ("step", "split"):
+                self.writer.add_scalar(f"{record['split']}/{k}", v, record["step"])
+
+    def finish(self, result: "SeedResult") -> None:
+        """Close the TensorBoard writer and write the seed's summary.json."""
+        if self._writer is not None:
+            self._writer.close()
+        (self.dir / "summary.json").write_text(json.dumps(result.__dict__, indent=2) + "\n")
 
     def push(self, name: str, value: float) -> None:
         self.windows.setdefault(name, deque(maxlen=self.window)).append(value)
@@ -118,7 +143,6 @@ class Trainer:
         self._train_step = make_train_step(self.static, self.task, self.optimizer)
         self._eval_step = make_eval_step(self.static, self.task)
         self._heldout = None
-        self._writers = {}
         self._images = None
         self._resume_if_possible()
         summary = self.run_dir / "model.txt"
@@ -142,22 +166,6 @@ class Trainer:
             save_checkpoint(p.dir / CHECKPOINT_FILE, unstack_tree(self.params, i),
                             unstack_tree(self.opt_state, i), p.to_json(), self.config_json)
 
-    def writer(self, p: SeedProgress):
-        if p.seed not in self._writers:
-            from tensorboardX import SummaryWriter
-
-            self._writers[p.seed] = SummaryWriter(logdir=str(p.dir), flush_secs=10)
-        return self._writers[p.seed]
-
-    def _log(self, p: SeedProgress, record: dict) -> None:
-        with open(p.dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        w = self.writer(p)
-        prefix = record["split"]
-        for k, v in record.items():
-            if isinstance(v, (int, float)) and k not in ("step", "split"):
-                w.add_scalar(f"{prefix}/{k}", v, record["step"])
-
     # ------------------------------------------------------------ evaluation
     def heldout(self):
         if self._heldout is None:
@@ -176,7 +184,7 @@ class Trainer:
 
         if self._images is None:
             self._images = SequenceImageLogger(self.static, self.task, self.config)
-        self._images.log(self.params, [(i, self.seeds[i].step, self.writer(self.seeds[i]),
+        self._images.log(self.params, [(i, self.seeds[i].step, self.seeds[i].writer,
                                         self.seeds[i].dir.name) for i in seeds])
 
     # ------------------------------------------------------------ the loop
@@ -224,7 +232,7 @@ class Trainer:
                 for k, name in enumerate(names):
                     record[name] = float(np.mean([r[1][k] for r in rows]))
                     record[f"{name}_window"] = p.average(name)
-                self._log(p, record)
+                p.log(record)
             pending, interval_start, interval_steps = [], time.perf_counter(), 0
 
         def evaluate():
@@ -236,7 +244,7 @@ class Trainer:
                     continue
                 result = {name: float(means[i, k]) for k, name in enumerate(names)}
                 p.last_eval = result
-                self._log(p, {"split": "heldout", "step": p.step,
+                p.log({"split": "heldout", "step": p.step,
                               "seconds": round(p.seconds, 3), **result})
                 if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
                     p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
@@ -278,10 +286,8 @@ class Trainer:
         self.save()
         if self.reporter:
             self.reporter.finish(self)
-        for w in self._writers.values():
-            w.close()
         results = [SeedResult(p.seed, p.step, p.seconds, p.converged, p.last_eval)
                    for p in self.seeds]
         for p, r in zip(self.seeds, results):
-            (p.dir / "summary.json").write_text(json.dumps(r.__dict__, indent=2) + "\n")
+            p.finish(r)
         return results
