@@ -25,6 +25,25 @@ class StepOutput(NamedTuple):
     grad_norm: jnp.ndarray
 
 
+def over_seeds(fn: Callable, in_axes: tuple) -> Callable:
+    """``jax.vmap(fn, in_axes)`` over the seed axis, except that a single seed
+    (S = 1) runs unbatched: XLA's CPU code runs the batched matrix products
+    that vmap makes of every weight product about half as fast as plain ones
+    (NTM, batch 16: 290 vs 510 seq/s). Results are the same either way.
+    """
+    batched = jax.vmap(fn, in_axes=in_axes)
+
+    def call(*args):
+        seeded = [a for a, axis in zip(args, in_axes) if axis == 0]
+        if jax.tree.leaves(seeded)[0].shape[0] != 1:
+            return batched(*args)
+        args = [jax.tree.map(lambda x: x[0], a) if axis == 0 else a
+                for a, axis in zip(args, in_axes)]
+        return jax.tree.map(lambda x: x[None], fn(*args))
+
+    return call
+
+
 def sequence_loss(params, static, task, batch: Batch):
     """Run the model over a batch and score it: (loss, per-sequence metrics).
 
@@ -59,7 +78,7 @@ def make_train_step(static, task, optimizer: optax.GradientTransformation) -> Ca
         means = jnp.stack([metrics[k].mean() for k in task.metric_names])
         return new_params, new_opt, StepOutput(loss, means, optax.tree.norm(grads))
 
-    return jax.jit(jax.vmap(one), donate_argnums=(0, 1))
+    return jax.jit(over_seeds(one, (0, 0, 0, 0)), donate_argnums=(0, 1))
 
 
 def make_eval_step(static, task) -> Callable:
@@ -69,4 +88,4 @@ def make_eval_step(static, task) -> Callable:
         _, metrics = sequence_loss(params, static, task, batch)
         return jnp.stack([metrics[k] for k in task.metric_names])
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+    return jax.jit(over_seeds(one, (0, None)))
