@@ -104,3 +104,11 @@ def test_ntm_remat_changes_nothing():
     g1, g2 = eqx.filter_grad(loss)(plain), eqx.filter_grad(loss)(remat)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_parameters_are_not_weakly_typed(kind):
+    """A weakly typed parameter turns strongly typed after the first optimiser
+    update, so every jitted training program would compile twice."""
+    params = jax.tree.leaves(eqx.filter(make(kind), eqx.is_array))
+    assert not [p.shape for p in params if p.weak_type]

@@ -117,7 +117,10 @@ class NTM(SequenceModel):
         self.readout = eqx.nn.Linear(controller_size + read_heads * memory_width, output_size,
                                      key=k_out)
         if memory_init == "constant":
-            self.initial_memory = jnp.full((memory_size, memory_width), CONSTANT_MEMORY_VALUE)
+            # an explicit dtype: a weakly typed array would turn strongly typed after
+            # the first optimiser update and recompile every training program
+            self.initial_memory = jnp.full((memory_size, memory_width), CONSTANT_MEMORY_VALUE,
+                                           dtype=jnp.float32)
         else:
             self.initial_memory = 0.5 * jax.random.normal(k_mem, (memory_size, memory_width))
 
