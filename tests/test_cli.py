@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import yaml
-from helpers import tiny_config
 
+from helpers import tiny_config
 from mannlab.cli import main
 
 
@@ -37,7 +37,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: {name: copy}\nmodel: {name: transformer}\n")
     proc = subprocess.run([sys.executable, "-m", "mannlab.cli", "train", str(bad)],
-                          capture_output=True, text=True, cwd=tmp_path)
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "'transformer'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     run = tmp_path / "run"
@@ -45,6 +45,6 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(tiny_config().model_dump(mode="json")))
     (run / "seed-0/checkpoint.safetensors").write_bytes(b"not a checkpoint")
     proc = subprocess.run([sys.executable, "-m", "mannlab.cli", "eval", str(run)],
-                          capture_output=True, text=True, cwd=tmp_path)
+                          capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "checkpoint" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -14,7 +14,7 @@ I, O, B, T = 5, 3, 2, 6
 
 def make(kind):
     key = jax.random.PRNGKey(0)
-    small = dict(controller_size=8, memory_size=7, memory_width=4, key=key)
+    small = {"controller_size": 8, "memory_size": 7, "memory_width": 4, "key": key}
     return {
         "lstm": lambda: LSTM(I, O, hidden_size=8, layers=2, key=key),
         "ntm-shared": lambda: NTM(I, O, shared_head=True, **small),
@@ -93,7 +93,7 @@ def test_bad_shapes_and_options_raise_clear_errors():
 
 def test_ntm_remat_changes_nothing():
     key = jax.random.PRNGKey(0)
-    small = dict(controller_size=8, memory_size=7, memory_width=4, read_heads=2, key=key)
+    small = {"controller_size": 8, "memory_size": 7, "memory_width": 4, "read_heads": 2, "key": key}
     plain, remat = NTM(I, O, remat=False, **small), NTM(I, O, remat=True, **small)
 
     def loss(model):

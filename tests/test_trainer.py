@@ -2,15 +2,18 @@
 
 import json
 
+import equinox as eqx
 import jax
 import numpy as np
 import pytest
-from helpers import tiny_config
 
+from helpers import tiny_config
 from mannlab.config import parse_config
+from mannlab.tasks.base import pad_time
 from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mannlab.training.rundir import create_run
-from mannlab.training.trainer import Trainer, unstack_tree
+from mannlab.training.step import sequence_loss
+from mannlab.training.trainer import Trainer, build_model, unstack_tree
 
 
 def train(tmp_path, name, seeds, **train_cfg):
@@ -120,12 +123,6 @@ def test_dnc_trains_with_tensorboard_images(tmp_path):
 def test_loss_ignores_trailing_padding():
     """The training loss runs without the padding mask: padding follows a
     sequence's end, so it must not change the loss, metrics or gradients."""
-    import equinox as eqx
-
-    from mannlab.tasks.base import pad_time
-    from mannlab.training.step import sequence_loss
-    from mannlab.training.trainer import build_model
-
     config = tiny_config()
     task = config.task.build()
     params, static = eqx.partition(build_model(config, task, 0), eqx.is_array)

@@ -7,7 +7,7 @@ and every error names the field and the offending value.
 """
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -108,8 +108,7 @@ class RepeatCopyConfig(Strict):
         return RepeatCopyTask(**self.model_dump(exclude={"name"}))
 
 
-TaskConfig = Annotated[Union[CopyConfig, RepeatCopyConfig, LogicConfig, POSConfig,
-                             SentencesConfig],
+TaskConfig = Annotated[CopyConfig | RepeatCopyConfig | LogicConfig | POSConfig | SentencesConfig,
                        Field(discriminator="name")]
 
 

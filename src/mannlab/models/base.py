@@ -46,6 +46,16 @@ class SequenceModel(eqx.Module):
     def step(self, state: Any, x: jnp.ndarray) -> tuple[Any, jnp.ndarray, Any]:
         raise NotImplementedError
 
+    def _batched_step(self, state: Any, x: jnp.ndarray, remat: bool, policy=None):
+        """`self._step_one` (one example) vmapped over the batch; with `remat`,
+        wrapped in `jax.checkpoint(policy=policy)` so that the backward pass
+        recomputes the step instead of storing its intermediates per time step
+        (same values and gradients)."""
+        step = jax.vmap(self._step_one)
+        if remat:
+            step = jax.checkpoint(step, policy=policy)
+        return step(state, x)
+
     def __call__(self, xs: jnp.ndarray, state: Any, mask: jnp.ndarray | None = None,
                  with_trace: bool = False):
         """Run the whole sequence.
@@ -62,13 +72,12 @@ class SequenceModel(eqx.Module):
         """
         if xs.ndim != 3:
             raise ValueError(f"xs must be [T, B, I], got shape {xs.shape}")
-        if mask is None:
-            mask = jnp.ones(xs.shape[:2], dtype=bool)
 
         def body(carry, inputs):
-            x, m = inputs
+            x, m = inputs  # m is None without a mask: no per-step select
             new_state, y, trace = self.step(carry, x)
-            new_state = keep_where(m, new_state, carry)
+            if m is not None:
+                new_state = keep_where(m, new_state, carry)
             return new_state, ((y, trace) if with_trace else y)
 
         state, out = jax.lax.scan(body, state, (xs, mask))

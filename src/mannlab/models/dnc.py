@@ -278,7 +278,4 @@ class DNC(SequenceModel):
         of every intermediate, which halves the memory a training step touches
         and makes it faster on CPU. Values and gradients are unchanged.
         """
-        step = jax.vmap(self._step_one)
-        if self.remat:
-            step = jax.checkpoint(step, policy=REMAT_POLICY)
-        return step(state, x)
+        return self._batched_step(state, x, self.remat, REMAT_POLICY)

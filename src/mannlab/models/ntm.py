@@ -147,7 +147,7 @@ class NTM(SequenceModel):
             memory = jax.lax.stop_gradient(memory)
         weights = jnp.zeros((self.num_heads, self.memory_size)).at[:, 0].set(1.0)
         reads = read(memory, weights[self._read_ids()])
-        tile = lambda a: jnp.broadcast_to(a, (batch,) + a.shape)  # noqa: E731
+        tile = lambda a: jnp.broadcast_to(a, (batch,) + a.shape)
         return NTMState(self.controller.init_state(batch), tile(memory), tile(weights),
                         tile(reads))
 
@@ -177,7 +177,4 @@ class NTM(SequenceModel):
 
     def step(self, state: NTMState, x: jnp.ndarray):
         """x [B, I] -> (state, y [B, O], NTMTrace)."""
-        step = jax.vmap(self._step_one)
-        if self.remat:
-            step = jax.checkpoint(step)
-        return step(state, x)
+        return self._batched_step(state, x, self.remat)

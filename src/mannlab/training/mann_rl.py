@@ -438,7 +438,7 @@ class MannRLTrainer:
             clock()
             p.last_eval = result
             p.log({"split": "heldout", "step": p.step, "seconds": round(p.seconds, 3),
-                          **result})
+                   **result})
             if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
                 p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
                                "sequences": p.step * cfg.batch_size}

@@ -17,11 +17,16 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import numpy as np
-
 import yaml
 
-from mannlab.config import ConfigError, RunConfig, apply_overrides, dump_config, load_config, \
-    parse_config
+from mannlab.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    dump_config,
+    load_config,
+    parse_config,
+)
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.safetensors"

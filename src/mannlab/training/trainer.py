@@ -133,7 +133,7 @@ class Trainer:
         self.task = config.task.build()
         self.optimizer = make_optimizer(self.cfg)
         models = [build_model(config, self.task, s) for s in seeds]
-        params, self.static = eqx.partition(models[0], eqx.is_array)
+        self.static = eqx.partition(models[0], eqx.is_array)[1]
         self.params = stack_trees([eqx.filter(m, eqx.is_array) for m in models])
         self.opt_state = jax.vmap(self.optimizer.init)(self.params)
         self.seeds = [SeedProgress(s, seed_dir(run_dir, s), np.random.default_rng(s),
@@ -245,7 +245,7 @@ class Trainer:
                 result = {name: float(means[i, k]) for k, name in enumerate(names)}
                 p.last_eval = result
                 p.log({"split": "heldout", "step": p.step,
-                              "seconds": round(p.seconds, 3), **result})
+                       "seconds": round(p.seconds, 3), **result})
                 if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
                     p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
                                    "sequences": p.step * cfg.batch_size}
