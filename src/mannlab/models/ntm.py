@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from mannlab.memory.ntm_addressing import address
 from mannlab.memory.read_write import erase_and_add, read
+from mannlab.memory.write_vjp import erase_and_add_one_head
 from mannlab.models.base import SequenceModel
 from mannlab.models.controller import ControllerKind, make_controller
 
@@ -169,7 +170,8 @@ class NTM(SequenceModel):
         ev = self.write_params(h).reshape(self.write_heads, 2, M)
         erase, add = jax.nn.sigmoid(ev[:, 0]), jnp.tanh(ev[:, 1])
         write_w, read_w = weights[self._write_ids()], weights[self._read_ids()]
-        memory = erase_and_add(state.memory, write_w, erase, add)
+        write = erase_and_add_one_head if self.write_heads == 1 else erase_and_add
+        memory = write(state.memory, write_w, erase, add)
         reads = read(memory, read_w)
         y = self.readout(jnp.concatenate([h, reads.ravel()]))
         trace = NTMTrace(read_w, write_w, erase, add, memory)
