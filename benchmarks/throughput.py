@@ -2,9 +2,12 @@
 
 Copy task, fixed length 20 (41 steps), the model of each config in configs/
 (NTM: memory 128 x 20, LSTM-100 controller; LSTM: 3 x 256). For each batch
-size it times the jitted step (forward, backward, optimiser update) and prints
-the median of repeats. `--seeds 8` lines: eight batch-1 models trained as one
-vmapped program, and as one process per core.
+size it times the jitted step (forward, backward, optimiser update), one step
+per call, and prints the median of repeats; where the config runs several
+steps per call (`train.steps_per_call`, a `lax.scan` over steps, as the
+trainer does), a second batch-1 line times that. `--seeds 8` lines: eight
+batch-1 models trained as one vmapped program, and as one process per core
+(one step per call).
 
     python benchmarks/throughput.py [--models ntm lstm] [--batches 1 16 64] [--repeats 5]
 """
@@ -22,15 +25,17 @@ CONFIGS = {"ntm": "configs/ntm-copy.yaml", "lstm": "configs/lstm-copy.yaml",
            "dnc": "configs/dnc-copy.yaml"}
 
 
-def measure(model: str, batch: int, seeds: int, repeats: int, steps: int) -> float:
-    """Median sequences/second over `repeats` timings of `steps` training steps."""
+def measure(model: str, batch: int, seeds: int, repeats: int, calls: int,
+            steps_per_call: int = 1) -> float:
+    """Median sequences/second over `repeats` timings of `calls` training calls
+    of `steps_per_call` steps each (data made beforehand, outside the timing)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     from mannlab.config import load_config
-    from mannlab.tasks.base import stack_seeds
+    from mannlab.tasks.base import stack_chunk
     from mannlab.training.optimizer import make_optimizer
     from mannlab.training.step import make_train_step
     from mannlab.training.trainer import build_model, stack_trees
@@ -44,18 +49,19 @@ def measure(model: str, batch: int, seeds: int, repeats: int, steps: int) -> flo
     opt_state = jax.vmap(opt.init)(params)
     step = make_train_step(static, task, opt)
     rng = np.random.default_rng(0)
-    batches = [jax.tree.map(jnp.asarray, stack_seeds(
-        [task.sample(rng, batch, length=20) for _ in range(seeds)])) for _ in range(8)]
-    active = jnp.ones(seeds, bool)
-    params, opt_state, out = step(params, opt_state, batches[0], active)  # compile
+    chunks = [jax.tree.map(jnp.asarray, stack_chunk(
+        [[task.sample(rng, batch, length=20) for _ in range(seeds)]
+         for _ in range(steps_per_call)])) for _ in range(4)]
+    active = jnp.ones((steps_per_call, seeds), bool)
+    params, opt_state, out = step(params, opt_state, chunks[0], active)  # compile
     jax.block_until_ready(out)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for i in range(steps):
-            params, opt_state, out = step(params, opt_state, batches[i % 8], active)
+        for i in range(calls):
+            params, opt_state, out = step(params, opt_state, chunks[i % 4], active)
         jax.block_until_ready(out)
-        rates.append(steps * batch * seeds / (time.perf_counter() - start))
+        rates.append(calls * steps_per_call * batch * seeds / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
@@ -88,17 +94,25 @@ def main() -> None:
     from mannlab import runtime
 
     runtime.configure(args.threads, cache_dir="off")
+    from mannlab.config import load_config
+
     print(f"threads: {args.threads}; median of {args.repeats} repeats; copy, length 20",
           flush=True)
     for model in args.models:
         if not (ROOT / CONFIGS[model]).exists():
             print(f"{model}: no config {CONFIGS[model]}, skipped")
             continue
+        per_call = load_config(ROOT / CONFIGS[model]).train.steps_per_call
         for batch in args.batches:
             probe = measure(model, batch, 1, 1, 5)
             steps = max(5, int(args.seconds * probe / batch))
             rate = measure(model, batch, 1, args.repeats, steps)
             print(f"{model:5s} batch {batch:3d}            {rate:8.0f} seq/s", flush=True)
+            if batch == 1 and per_call > 1:
+                rate = measure(model, batch, 1, args.repeats, max(2, steps // per_call),
+                               per_call)
+                print(f"{model:5s} batch {batch:3d} {per_call} steps/call {rate:6.0f} seq/s "
+                      "(the config's train.steps_per_call)", flush=True)
         steps = max(5, int(args.seconds * probe / 64 / args.seeds))
         rate = measure(model, 1, args.seeds, args.repeats, max(5, steps))
         print(f"{model:5s} batch   1 seeds {args.seeds} vmap     {rate:8.0f} seq/s", flush=True)

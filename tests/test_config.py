@@ -54,3 +54,11 @@ def test_defaults_follow_the_ntm_paper():
     t = cfg.train
     assert (t.optimizer, t.learning_rate, t.momentum, t.decay, t.clip_value) == (
         "rmsprop", 1e-4, 0.9, 0.95, 10.0)
+
+
+def test_boundaries_must_be_multiples_of_steps_per_call():
+    with pytest.raises(ConfigError, match=r"train: .*log_every \(10\) must be a multiple of "
+                                          r"steps_per_call \(4\)"):
+        parse_config({"task": {"name": "copy"}, "model": {"name": "lstm"},
+                      "train": {"log_every": 10, "eval_every": 20, "checkpoint_every": 20,
+                                "steps_per_call": 4}})

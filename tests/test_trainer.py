@@ -39,19 +39,52 @@ def test_vmapped_seeds_equal_separate_runs(tmp_path):
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
 
 
-def test_resume_continues_the_same_run_exactly(tmp_path):
-    straight = train(tmp_path, "straight", [3], max_steps=40)
+@pytest.mark.parametrize("steps_per_call,first_stop", [(1, 20), (5, 20), (5, 23)])
+def test_resume_continues_the_same_run_exactly(tmp_path, steps_per_call, first_stop):
+    """Also when the first part stops inside a chunk of steps (23 with 5 per call)."""
+    straight = train(tmp_path, "straight", [3], max_steps=40, steps_per_call=steps_per_call)
     run = tmp_path / "split"
-    config = tiny_config(max_steps=20)
+    config = tiny_config(max_steps=first_stop, steps_per_call=steps_per_call)
     create_run(run, config, [3])
     Trainer(run, config, [3]).train()
-    resumed = Trainer(run, tiny_config(max_steps=40), [3])
-    assert resumed.seeds[0].step == 20
+    resumed = Trainer(run, tiny_config(max_steps=40, steps_per_call=steps_per_call), [3])
+    assert resumed.seeds[0].step == first_stop
     resumed.train()
     assert resumed.seeds[0].step == 40
     np.testing.assert_array_equal(  # bitwise: same program, same data, same state
         np.concatenate([np.ravel(x) for x in jax.tree.leaves(resumed.params)]),
         np.concatenate([np.ravel(x) for x in jax.tree.leaves(straight.params)]))
+
+
+def bucketed_config(**train):
+    """Copy with lengths 1-6 in 3 buckets, so the batches of a call differ in length."""
+    base = tiny_config(**train)
+    return base.model_copy(update={"task": parse_config(
+        {"task": {"name": "copy", "bits": 4, "min_length": 1, "max_length": 6,
+                  "length_buckets": 3}, "model": {"name": "lstm"}}).task})
+
+
+def test_steps_per_call_trains_as_one_step_per_call(tmp_path):
+    """K steps per compiled call (a lax.scan over steps) sees the same data and
+    reaches the same parameters and logged metrics as one step per call, with
+    batches of different lengths in one call and a budget (37) that ends
+    inside a call."""
+    runs = {}
+    for k in (1, 5):
+        config = bucketed_config(max_steps=37, steps_per_call=k, batch_size=2)
+        create_run(tmp_path / f"k{k}", config, [3, 4])
+        trainer = Trainer(tmp_path / f"k{k}", config, [3, 4])
+        results = trainer.train()
+        assert [r.steps for r in results] == [37, 37]
+        runs[k] = trainer
+    assert_trees_close(runs[5].params, runs[1].params, 1e-5)
+    for seed in (3, 4):
+        logs = [[json.loads(line) for line in (tmp_path / f"k{k}/seed-{seed}/metrics.jsonl")
+                 .read_text().splitlines()] for k in (1, 5)]
+        assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]]
+        for a, b in zip(*logs):
+            assert a.get("loss", a.get("bits_wrong")) == pytest.approx(
+                b.get("loss", b.get("bits_wrong")), rel=1e-4, abs=1e-6)
 
 
 def test_run_directory_contents(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -231,6 +231,19 @@ class TrainConfig(Strict):
     window: int = Field(1000, ge=1, description="sliding-window length for averages, in steps")
     log_images: bool = Field(
         True, description="TensorBoard images of a test sequence at every evaluation")
+    steps_per_call: int = Field(
+        1, ge=1, description="training steps run in one compiled call (a lax.scan over "
+        "steps): the host's per-call cost is paid once per this many steps; the steps of a "
+        "call are padded to the longest of their batches")
+
+    @model_validator(mode="after")
+    def _boundaries_align(self):
+        for name in ("log_every", "eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if value % self.steps_per_call:
+                raise ValueError(f"{name} ({value}) must be a multiple of steps_per_call "
+                                 f"({self.steps_per_call})")
+        return self
 
 
 class RunConfig(Strict):
@@ -264,7 +277,9 @@ def _format(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        parts.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        got = e.get("input")
+        got = "" if isinstance(got, dict) else f" (got {got!r})"  # a whole section: no echo
+        parts.append(f"{where}: {e['msg']}{got}")
     return "; ".join(parts)
 
 

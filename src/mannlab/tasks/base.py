@@ -78,8 +78,10 @@ def pad_time(batch: Batch, steps: int) -> Batch:
     return Batch(*(np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)]) for a in batch))
 
 
-def stack_seeds(batches: list[Batch]) -> Batch:
-    """Stack one batch per seed along a new leading axis, padding to a common length."""
-    steps = max(b.inputs.shape[0] for b in batches)
-    padded = [pad_time(b, steps) for b in batches]
-    return Batch(*(np.stack(parts) for parts in zip(*padded)))
+def stack_chunk(rows: list[list[Batch]]) -> Batch:
+    """K rows of S batches (one per seed) -> one Batch with leading axes [K, S],
+    every batch padded with inert steps to the longest of them."""
+    steps = max(b.inputs.shape[0] for row in rows for b in row)
+    return Batch(*(np.stack(parts) for parts in zip(*(
+        Batch(*(np.stack(parts) for parts in zip(*(pad_time(b, steps) for b in row))))
+        for row in rows))))

@@ -22,7 +22,7 @@ import numpy as np
 
 from mannlab.config import RunConfig
 from mannlab.models.embedded import wrap_for_task
-from mannlab.tasks.base import stack_seeds
+from mannlab.tasks.base import Batch, stack_chunk
 from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mannlab.training.optimizer import make_optimizer
 from mannlab.training.rundir import CHECKPOINT_FILE, model_summary, seed_dir
@@ -191,6 +191,25 @@ class Trainer:
     def _active(self) -> np.ndarray:
         return np.array([p.converged is None for p in self.seeds])
 
+    def _next_chunk(self) -> tuple[Batch, np.ndarray]:
+        """The batches of the next training call [K, S, ...] (K = steps_per_call)
+        and which seeds train at each of its steps [K, S].
+
+        Steps run up to the next multiple of K and not past ``max_steps``; the
+        other slots, and converged seeds, get a copy of a live batch and do not
+        train (nor draw from their data stream), so every seed sees exactly
+        the data of a run with any other K.
+        """
+        K, cfg = self.cfg.steps_per_call, self.cfg
+        step = max(p.step for p in self.seeds)
+        live_steps = min(K - step % K, cfg.max_steps - step)
+        active = np.array([[k < live_steps and p.converged is None for p in self.seeds]
+                           for k in range(K)])
+        rows = [[self.task.sample(p.rng, cfg.batch_size) if a else None
+                 for p, a in zip(self.seeds, row)] for row in active]
+        filler = next(b for row in rows for b in row if b is not None)
+        return stack_chunk([[b if b is not None else filler for b in row] for row in rows]), active
+
     def _out_of_budget(self) -> bool:
         p = self.seeds[0]
         over_steps = max(q.step for q in self.seeds) >= self.cfg.max_steps
@@ -201,7 +220,7 @@ class Trainer:
         cfg, names = self.cfg, self.task.metric_names
         started = time.perf_counter()
         base_seconds = [p.seconds for p in self.seeds]
-        pending, interval_start, interval_steps = [], time.perf_counter(), 0
+        pending, interval_start = [], time.perf_counter()
 
         def clock():
             now = time.perf_counter() - started
@@ -210,13 +229,14 @@ class Trainer:
                     p.seconds = base + now
 
         def flush():
-            nonlocal pending, interval_start, interval_steps
+            nonlocal pending, interval_start
             if not pending:
                 return
             outs = jax.device_get(pending)
             elapsed = time.perf_counter() - interval_start
             for i, p in enumerate(self.seeds):
-                rows = [(o.loss[i], o.metrics[i], o.grad_norm[i], a[i]) for o, a in outs]
+                rows = [(o.loss[k, i], o.metrics[k, i], o.grad_norm[k, i], a[k, i])
+                        for o, a in outs for k in range(len(a))]
                 rows = [r for r in rows if r[3]]
                 if not rows:
                     continue
@@ -233,7 +253,7 @@ class Trainer:
                     record[name] = float(np.mean([r[1][k] for r in rows]))
                     record[f"{name}_window"] = p.average(name)
                 p.log(record)
-            pending, interval_start, interval_steps = [], time.perf_counter(), 0
+            pending, interval_start = [], time.perf_counter()
 
         def evaluate():
             means = self.evaluate()
@@ -255,17 +275,13 @@ class Trainer:
         if self.reporter:
             self.reporter.start(self)
         while self._active().any() and not self._out_of_budget():
-            active = self._active()
-            batch = stack_seeds([self.task.sample(p.rng, cfg.batch_size) if a else
-                                 self.task.sample(np.random.default_rng(0), cfg.batch_size)
-                                 for p, a in zip(self.seeds, active)])
+            batches, active = self._next_chunk()
             self.params, self.opt_state, out = self._train_step(
-                self.params, self.opt_state, jax.tree.map(jnp.asarray, batch),
+                self.params, self.opt_state, jax.tree.map(jnp.asarray, batches),
                 jnp.asarray(active))
             pending.append((out, active))
-            interval_steps += 1
-            for p, a in zip(self.seeds, active):
-                p.step += int(a)
+            for p, steps in zip(self.seeds, active.sum(axis=0)):
+                p.step += int(steps)
             step = max(p.step for p in self.seeds)
             if step % cfg.log_every == 0:
                 clock()
