@@ -170,3 +170,21 @@ def test_loss_ignores_trailing_padding():
     np.testing.assert_allclose(l1, l2, rtol=1e-6)
     assert_trees_close(m1, m2, atol=1e-5)
     assert_trees_close(g1, g2, atol=1e-5)
+
+
+@pytest.mark.parametrize("converge_at,expected", [(0.001, 100), (1e6, 300), (None, 300)])
+def test_evaluation_stops_once_no_seed_can_converge(tmp_path, converge_at, expected):
+    """An untrained model gets bits wrong on every sequence: with a tight
+    threshold the first 100 of 300 held-out sequences already rule
+    convergence out, so the rest is skipped; the decision matches the full
+    set's. With a threshold every seed could meet, or none, all are used."""
+    config = tiny_config(eval_size=300, converge_at=converge_at)
+    create_run(tmp_path / "run", config, [3, 4])
+    trainer = Trainer(tmp_path / "run", config, [3, 4])
+    means, sequences = trainer.evaluate()
+    full, all_sequences = trainer.evaluate(complete=True)
+    assert (sequences, all_sequences) == (expected, 300)
+    if converge_at is not None:
+        assert np.all(full[:, 0] >= converge_at) == np.all(means[:, 0] >= converge_at)
+    if expected == 300:
+        np.testing.assert_allclose(means, full)

@@ -28,6 +28,11 @@ from mannlab.training.optimizer import make_optimizer
 from mannlab.training.rundir import CHECKPOINT_FILE, model_summary, seed_dir
 from mannlab.training.step import make_eval_step, make_train_step
 
+HELDOUT_CHUNK = 100
+"""Held-out sequences per evaluation call: small enough that an evaluation
+can stop after the first call (`Trainer.evaluate`), as fast per sequence as
+larger calls on a CPU."""
+
 
 def build_model(config: RunConfig, task, seed: int):
     """The model of `config` for `task`, initialised from PRNGKey(seed).
@@ -169,14 +174,33 @@ class Trainer:
     # ------------------------------------------------------------ evaluation
     def heldout(self):
         if self._heldout is None:
-            self._heldout = [jax.tree.map(jnp.asarray, b)
-                             for b in self.task.heldout(self.cfg.eval_size)]
+            self._heldout = [jax.tree.map(jnp.asarray, b) for b in
+                             self.task.heldout(self.cfg.eval_size, chunk=HELDOUT_CHUNK)]
         return self._heldout
 
-    def evaluate(self) -> np.ndarray:
-        """Held-out metric means [S, K] for every seed."""
-        per_seq = [np.asarray(self._eval_step(self.params, b)) for b in self.heldout()]
-        return np.concatenate(per_seq, axis=-1).mean(-1)
+    def evaluate(self, complete: bool = False) -> tuple[np.ndarray, int]:
+        """Held-out metric means [S, K] for every seed, and how many held-out
+        sequences they cover.
+
+        Unless `complete`, the held-out batches stop as soon as every seed
+        still training has summed at least ``converge_at`` x (held-out size)
+        of the convergence metric: that metric is non-negative per sequence,
+        so no seed could pass on the whole set. The convergence decision is
+        the whole set's; the means are then over the sequences evaluated.
+        """
+        batches = self.heldout()
+        live = self._active()
+        bound = (None if complete or self.cfg.converge_at is None else
+                 self.cfg.converge_at * sum(b.inputs.shape[1] for b in batches))
+        per_seq = []
+        for b in batches:
+            per_seq.append(np.asarray(self._eval_step(self.params, b)))  # [S, K, B]
+            if bound is not None:
+                totals = np.concatenate(per_seq, axis=-1)[:, 0].sum(axis=-1)
+                if np.all(totals[live] >= bound):
+                    break
+        values = np.concatenate(per_seq, axis=-1)
+        return values.mean(-1), values.shape[-1]
 
     def _log_images(self, seeds: list[int]) -> None:
         """TensorBoard images of one test sequence for the seeds at these indices."""
@@ -255,8 +279,8 @@ class Trainer:
                 p.log(record)
             pending, interval_start = [], time.perf_counter()
 
-        def evaluate():
-            means = self.evaluate()
+        def evaluate(complete=False):
+            means, sequences = self.evaluate(complete)
             clock()
             evaluated = [i for i, p in enumerate(self.seeds) if p.converged is None]
             for i, p in enumerate(self.seeds):
@@ -264,8 +288,8 @@ class Trainer:
                     continue
                 result = {name: float(means[i, k]) for k, name in enumerate(names)}
                 p.last_eval = result
-                p.log({"split": "heldout", "step": p.step,
-                       "seconds": round(p.seconds, 3), **result})
+                p.log({"split": "heldout", "step": p.step, "seconds": round(p.seconds, 3),
+                       "heldout_sequences": sequences, **result})
                 if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
                     p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
                                    "sequences": p.step * cfg.batch_size}
@@ -297,7 +321,7 @@ class Trainer:
                 self.save()
         flush()
         if any(p.last_eval is None or p.converged is None for p in self.seeds):
-            evaluate()
+            evaluate(complete=True)
         clock()
         self.save()
         if self.reporter:
