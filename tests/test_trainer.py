@@ -188,3 +188,16 @@ def test_evaluation_stops_once_no_seed_can_converge(tmp_path, converge_at, expec
         assert np.all(full[:, 0] >= converge_at) == np.all(means[:, 0] >= converge_at)
     if expected == 300:
         np.testing.assert_allclose(means, full)
+
+
+def test_heldout_calls_cover_the_tasks_fixed_set(tmp_path):
+    """Cutting the held-out set into calls changes neither its sequences nor their order."""
+    config = tiny_config(eval_size=250)
+    create_run(tmp_path / "run", config, [3])
+    trainer = Trainer(tmp_path / "run", config, [3])
+    expected = trainer.task.heldout(250)
+    got = trainer.heldout()
+    assert [b.inputs.shape[1] for b in got] == [100, 100, 50]
+    for field in range(4):
+        np.testing.assert_array_equal(np.concatenate([np.asarray(b[field]) for b in got], 1),
+                                      np.concatenate([b[field] for b in expected], 1))

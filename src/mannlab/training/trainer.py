@@ -174,8 +174,10 @@ class Trainer:
     # ------------------------------------------------------------ evaluation
     def heldout(self):
         if self._heldout is None:
-            self._heldout = [jax.tree.map(jnp.asarray, b) for b in
-                             self.task.heldout(self.cfg.eval_size, chunk=HELDOUT_CHUNK)]
+            # the task's fixed set, cut along the batch axis into calls
+            self._heldout = [Batch(*(jnp.asarray(a[:, i:i + HELDOUT_CHUNK]) for a in b))
+                             for b in self.task.heldout(self.cfg.eval_size)
+                             for i in range(0, b.inputs.shape[1], HELDOUT_CHUNK)]
         return self._heldout
 
     def evaluate(self, complete: bool = False) -> tuple[np.ndarray, int]:
