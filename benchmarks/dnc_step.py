@@ -24,9 +24,12 @@ from mannlab.tasks.copy import CopyTask
 
 
 def make_step(static, task, optimizer):
+    """The jitted training step; the model runs without the padding mask, as
+    in the trainer (`training/step.py: sequence_loss`)."""
+
     def loss_fn(params, batch):
         model = eqx.combine(params, static)
-        ys, _ = model(batch.inputs, model.init_state(batch.inputs.shape[1]), batch.step_mask)
+        ys, _ = model(batch.inputs, model.init_state(batch.inputs.shape[1]))
         return task.loss(ys, batch)[0]
 
     @jax.jit
@@ -69,7 +72,9 @@ def measure(batch_size: int, repeats: int, seconds: float, length: int = 20,
 def use_reference_formulation():
     """Swap the fast paths for the plain autodiff ones (for comparison): link
     update and directional weightings without the hand VJP, erase-and-add
-    without the hand VJP; combine with ``remat=False`` for the naive DNC."""
+    without the hand VJP, allocation by sorting; combine with ``remat=False``
+    for the naive DNC."""
+    from mannlab.memory.allocation import allocation_weighting_by_sort
     from mannlab.memory.read_write import erase_and_add
     from mannlab.memory.temporal_links import directional_weightings, link_update
     from mannlab.models import dnc
@@ -80,6 +85,7 @@ def use_reference_formulation():
 
     dnc.link_step = plain_link_step
     dnc.erase_and_add_one_head = erase_and_add
+    dnc.allocation_weighting = allocation_weighting_by_sort
 
 
 def main():

@@ -7,6 +7,7 @@ from jax.test_util import check_grads
 
 from mannlab.memory.temporal_links import (
     directional_weightings,
+    directional_weightings_from_previous,
     link_step,
     link_update,
     precedence_update,
@@ -75,7 +76,45 @@ def test_fused_link_step_equals_plain_values_and_gradients():
     g_plain = jax.grad(loss(plain_step), argnums=(0, 1, 2, 3))(*args)
     for a, b in zip(g_fused, g_plain):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    check_grads(link_step, args, order=1, modes=["rev"], eps=1e-3, atol=1e-2, rtol=1e-2)
+    # link_step requires a zero diagonal of L_{t-1} (every link_update output
+    # has one): finite differences must stay in that subspace
+    n = args[0].shape[0]
+    on_links = lambda link, *rest: link_step(link * (1 - jnp.eye(n)), *rest)
+    check_grads(on_links, args, order=1, modes=["rev"], eps=1e-3, atol=1e-2, rtol=1e-2)
+
+
+def test_weightings_from_previous_link_equal_plain():
+    for seed in range(4):
+        link, p, w, reads = fused_inputs(n=9, r=4, seed=seed)
+        fwd, bwd = directional_weightings_from_previous(link, p, w, reads)
+        ref_fwd, ref_bwd = directional_weightings(link_update(link, p, w), reads)
+        np.testing.assert_allclose(fwd, ref_fwd, atol=1e-6)
+        np.testing.assert_allclose(bwd, ref_bwd, atol=1e-6)
+
+
+def test_fused_link_step_at_the_edges():
+    # one-hot writes (1 - w_i - w_j = 0 on a whole row and column), nothing
+    # written, the empty start, and ties: same values and gradients, finite
+    n, r = 6, 3
+    one_hot = jnp.zeros(n).at[2].set(1.0)
+    uniform = jnp.full(n, 1.0 / n)
+    link = jax.random.uniform(jax.random.key(3), (n, n)) / n * (1 - jnp.eye(n))
+    reads = jnp.stack([one_hot, uniform, jnp.zeros(n)])
+    cases = [(link, uniform, one_hot, reads), (link, one_hot, jnp.zeros(n), reads),
+             (jnp.zeros((n, n)), jnp.zeros(n), one_hot, jnp.zeros((r, n))),
+             (link, uniform, uniform, reads)]
+    def loss(fn, probe):
+        return lambda *a: sum(jnp.sum(o * q) for o, q in zip(fn(*a), probe))
+
+    for args in cases:
+        for a, b in zip(link_step(*args), plain_step(*args)):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+        probe = [jnp.ones_like(o) + o for o in plain_step(*args)]
+        g_fused = jax.grad(loss(link_step, probe), argnums=(0, 1, 2, 3))(*args)
+        g_plain = jax.grad(loss(plain_step, probe), argnums=(0, 1, 2, 3))(*args)
+        for a, b in zip(g_fused, g_plain):
+            assert np.all(np.isfinite(a))
+            np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_fused_link_step_under_vmap():
@@ -84,6 +123,12 @@ def test_fused_link_step_under_vmap():
     ref = jax.vmap(plain_step)(*args)
     for a, b in zip(out, ref):
         np.testing.assert_allclose(a, b, atol=1e-6)
+    probe = [jax.random.normal(jax.random.key(i), o.shape) for i, o in enumerate(ref)]
+    loss = lambda fn: lambda *a: sum(jnp.sum(o * q) for o, q in zip(jax.vmap(fn)(*a), probe))
+    g_fused = jax.grad(loss(link_step), argnums=(0, 1, 2, 3))(*args)
+    g_plain = jax.grad(loss(plain_step), argnums=(0, 1, 2, 3))(*args)
+    for a, b in zip(g_fused, g_plain):
+        np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_sharpen_distribution():

@@ -64,6 +64,38 @@ def directional_weightings(link: jnp.ndarray, read_weights: jnp.ndarray):
     return forward, backward
 
 
+def directional_weightings_from_previous(link: jnp.ndarray, precedence: jnp.ndarray,
+                                         write_weights: jnp.ndarray,
+                                         read_weights: jnp.ndarray):
+    """DNC Methods, forward and backward weightings f_t^i = L_t w_{t-1}^{r,i} and
+    b_t^i = L_t^T w_{t-1}^{r,i}, computed from L_{t-1} without forming L_t.
+
+    With L_t[i, j] = (1 - w_i - w_j) L_{t-1}[i, j] + w_i p_j off the diagonal
+    (`link_update`; w = w_t^w, p = p_{t-1}) and L_{t-1} zero on its diagonal:
+        f = (1 - w) o (L_{t-1} r) - L_{t-1} (w o r) + w (p . r) - w o p o r,
+        b = (1 - w) o (L_{t-1}^T r) - L_{t-1}^T (w o r) + p (w . r) - w o p o r,
+    so all heads need one matrix product per direction with L_{t-1}.
+
+    Args:
+      link: [N, N] L_{t-1}, zero on its diagonal (as every `link_update` output).
+      precedence: [N] p_{t-1}.
+      write_weights: [N] w_t^w.
+      read_weights: [R, N] w_{t-1}^r.
+    Returns:
+      (forward [R, N], backward [R, N]), equal to `directional_weightings` of
+      `link_update(link, precedence, write_weights)` up to rounding.
+    """
+    w, p, r = write_weights, precedence, read_weights
+    heads = r.shape[0]
+    both = jnp.concatenate([r, w * r])  # [2R, N]
+    from_rows = (link @ both.T).T  # L r, L (w o r)
+    from_cols = both @ link  # L^T r, L^T (w o r)
+    wpr = w * p * r
+    forward = (1.0 - w) * from_rows[:heads] - from_rows[heads:] + w * (r @ p)[:, None] - wpr
+    backward = (1.0 - w) * from_cols[:heads] - from_cols[heads:] + p * (r @ w)[:, None] - wpr
+    return forward, backward
+
+
 def sharpen_distribution(weights: jnp.ndarray, sharpness: jnp.ndarray) -> jnp.ndarray:
     """Csordas & Schmidhuber 2019, eq. for S(d, s): S(d, s)_i = d_i^s / sum_j d_j^s.
 
@@ -98,21 +130,29 @@ def _linked(link, precedence, write_weights):
 @jax.custom_vjp
 def link_step(link: jnp.ndarray, precedence: jnp.ndarray, write_weights: jnp.ndarray,
               read_weights: jnp.ndarray):
-    """`link_update` then `directional_weightings`, fused, with a hand-written VJP.
+    """`link_update` and `directional_weightings` of its result, fused, with a
+    hand-written VJP.
 
-    Same values as the two functions (DNC Methods, link matrix and forward /
-    backward weightings). The backward pass saves only the inputs (no N x N
-    intermediates besides the previous link matrix, which the recurrence
-    needs anyway) and computes every gradient from the cotangent G of the
-    new link matrix in a few fused N x N passes:
+    Same values as the two functions up to rounding (DNC Methods, link matrix
+    and forward / backward weightings); the weightings come from L_{t-1}
+    (`directional_weightings_from_previous`), so L_{t-1} must be zero on its
+    diagonal, as every link matrix made by `link_update` (and L_0 = 0) is.
+    The backward pass saves only the inputs and needs no N x N intermediate
+    besides L_{t-1}. With G the cotangent of L_t and df, db those of the
+    weightings (w = w_t^w, p = p_{t-1}, r = w_{t-1}^r, summed over heads):
 
-        G = offdiag(dL_t + df^T w^r + (w^r)^T db)
-        dL_{t-1} = (1 - w_i - w_j) G
-        dw_i = sum_j G_ij (p_j - L_{t-1}[i, j]) - sum_j G_ji L_{t-1}[j, i]
-        dp = G^T w,   dw^r = df L_t + db L_t^T
+        H = offdiag(G + df^T r + r^T db)   (the total cotangent of L_t)
+        dL_{t-1} = (1 - w_i - w_j) H
+        dw_i = sum_j H_ij (p_j - L_{t-1}[i, j]) - sum_j H_ji L_{t-1}[j, i]
+        dp = H^T w,   dr = df L_t + db L_t^T (products with L_t written as
+                      products with L_{t-1}, as in the forward pass)
+
+    The row and column sums of H o L_{t-1} are plain reductions (XLA's CPU
+    runtime runs these well); the two products with L_{t-1} stack all heads'
+    vectors, and H is never formed on its own.
 
     Args:
-      link: [N, N] L_{t-1}.
+      link: [N, N] L_{t-1} (zero diagonal).
       precedence: [N] p_{t-1}.
       write_weights: [N] w_t^w.
       read_weights: [R, N] w_{t-1}^r.
@@ -120,7 +160,8 @@ def link_step(link: jnp.ndarray, precedence: jnp.ndarray, write_weights: jnp.nda
       (L_t [N, N], forward [R, N], backward [R, N]).
     """
     _, new = _linked(link, precedence, write_weights)
-    return (new,) + directional_weightings(new, read_weights)
+    return (new,) + directional_weightings_from_previous(link, precedence, write_weights,
+                                                         read_weights)
 
 
 def _link_step_fwd(link, precedence, write_weights, read_weights):
@@ -129,21 +170,36 @@ def _link_step_fwd(link, precedence, write_weights, read_weights):
 
 
 def _link_step_bwd(residuals, cotangents):
-    link, precedence, w, r = residuals
-    d_link, d_forward, d_backward = cotangents
+    link, p, w, r = residuals
+    d_link, df, db = cotangents
     n = link.shape[-1]
-    keep, new = _linked(link, precedence, w)
-    # both outer products in one matrix product (contraction over 2R)
-    outer = jnp.concatenate([d_forward.T, r.T], axis=1) @ jnp.concatenate([r, d_backward])
-    g = (d_link + outer) * _offdiag(n, link.dtype)
-    # Row and column sums as vector-matrix products: on CPU these are much
-    # faster than reductions over an axis. The left vector of ones is made
-    # from `w` so that under `vmap` it is batched like the matrix, which keeps
-    # the product a plain batched GEMV instead of a transposed copy.
-    row_ones = 1.0 + 0.0 * w
-    d_w = (g * (precedence[None, :] - link)) @ jnp.ones((n,), link.dtype) - row_ones @ (g * link)
-    d_r = d_forward @ new + (new @ d_backward.T).T
-    return keep * g, w @ g, d_w, d_r
+    keep = 1.0 - w[:, None] - w[None, :]
+    # The total cotangent of L_t is H = offdiag(G + O), O = sum over heads of
+    # df r^T + r db^T (from f = L_t r, b = L_t^T r): one matrix product with
+    # contraction 2R. (Written elementwise instead, XLA may fuse the vectors'
+    # producers into the N x N loop and recompute them per element: slower.)
+    outer = jnp.concatenate([df, r]).T @ jnp.concatenate([r, db])
+    total = d_link + outer  # H, before removing its diagonal
+    h_diag = jnp.diagonal(d_link) + jnp.sum(df * r + r * db, axis=0)
+    d_prev = keep * total * _offdiag(n, link.dtype)
+    # L_t = offdiag((1 - w_i - w_j) L + w p^T):
+    #   dw_i = sum_j H_ij (p_j - L_ij) - sum_j H_ji L_ji,  dp = H^T w.
+    # L has a zero diagonal, so H o L = total o L; the products with H are
+    # the products with G plus the rank-2R part's, minus the diagonal.
+    h_link = total * link
+    h_p = d_link @ p + (df.T @ (r @ p) + r.T @ (db @ p)) - h_diag * p
+    w_h = w @ d_link + ((df @ w) @ r + (r @ w) @ db) - h_diag * w
+    d_w = h_p - jnp.sum(h_link, axis=1) - jnp.sum(h_link, axis=0)
+    # dr = df L_t + (L_t db^T)^T, written with L_{t-1} (all heads stacked):
+    # df L_t = (1 - w) o (df L) - (w o df) L + p (df . w) - w o p o df, and
+    # L_t db likewise with L (db), L (w o db)
+    from_cols = jnp.concatenate([df, w * df]) @ link
+    from_rows = (link @ jnp.concatenate([db, w * db]).T).T
+    lt_df, lt_wdf = jnp.split(from_cols, 2)
+    l_db, l_wdb = jnp.split(from_rows, 2)
+    d_r = ((1.0 - w) * (lt_df + l_db) - lt_wdf - l_wdb + p * (df @ w)[:, None]
+           + w * (db @ p)[:, None] - w * p * (df + db))
+    return d_prev, w_h, d_w, d_r
 
 
 link_step.defvjp(_link_step_fwd, _link_step_bwd)
