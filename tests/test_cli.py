@@ -48,3 +48,18 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "checkpoint" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_seeds_in_processes_match_one_vmapped_program(tmp_path):
+    """`--execution processes` (one pinned worker per core) and `vmap` give each
+    seed the same initialisation and data, so the same results."""
+    config = tiny_yaml(tmp_path, max_steps=20)
+    for execution in ("processes", "vmap"):
+        assert main(["train", str(config), "--seeds", "2", "--execution", execution,
+                     "--no-progress", "--run-dir", str(tmp_path / execution)]) == 0
+    for seed in ("seed-3", "seed-4"):  # the config's seed and the next
+        a, b = (json.loads((tmp_path / e / seed / "summary.json").read_text())
+                for e in ("processes", "vmap"))
+        assert a["steps"] == b["steps"] == 20
+        for name, value in b["heldout"].items():
+            assert abs(a["heldout"][name] - value) <= 1e-4 * max(1.0, abs(value)), name

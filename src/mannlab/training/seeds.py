@@ -34,12 +34,30 @@ def _train_one(run_dir: str, seed: int) -> dict:
     return result.__dict__
 
 
+def _pin_to_a_free_core(cores) -> None:
+    """Worker initialiser: bind this process to the next core of the queue."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cores.get()})
+
+
 def train_in_processes(run: Path, seeds: list[int], workers: int | None = None, on_done=None):
-    """Train each seed in its own process, `workers` at a time (default: cores)."""
-    workers = workers or min(len(seeds), os.cpu_count() or 1)
+    """Train each seed in its own process, `workers` at a time (default: cores).
+
+    Where the OS allows it and there is a core per worker, each worker is
+    bound to its own core, so that a worker's Python thread and XLA thread
+    share that core instead of competing with the other workers.
+    """
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    workers = workers or min(len(seeds), len(allowed) or os.cpu_count() or 1)
     ctx = multiprocessing.get_context("spawn")
+    pinning = {}
+    if workers <= len(allowed):
+        cores = ctx.Queue()
+        for core in allowed[:workers]:
+            cores.put(core)
+        pinning = {"initializer": _pin_to_a_free_core, "initargs": (cores,)}
     results = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pinning) as pool:
         futures = {pool.submit(_train_one, str(run), s): s for s in seeds}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
