@@ -87,8 +87,7 @@ def _sorted_exclusive_products(u: jnp.ndarray) -> jnp.ndarray:
     with a = (1 - u) e, e = exp(s), s[i] = sum_{j before i} log u[j],
     du[j] = (sum_{i after j} da[i] a[i]) / u[j] - e[j] da[j].
     """
-    log_u = jnp.log(u)
-    return (1.0 - u) * jnp.exp(_sum_over_predecessors(log_u, log_u, transpose=False))
+    return _sorted_exclusive_products_fwd(u)[0]
 
 
 def _sorted_exclusive_products_fwd(u):

@@ -120,13 +120,6 @@ def _offdiag(n: int, dtype) -> jnp.ndarray:
     return 1.0 - jnp.eye(n, dtype=dtype)
 
 
-def _linked(link, precedence, write_weights):
-    w = write_weights
-    keep = 1.0 - w[:, None] - w[None, :]
-    return keep, (keep * link + w[:, None] * precedence[None, :]) * _offdiag(link.shape[-1],
-                                                                             link.dtype)
-
-
 @jax.custom_vjp
 def link_step(link: jnp.ndarray, precedence: jnp.ndarray, write_weights: jnp.ndarray,
               read_weights: jnp.ndarray):
@@ -159,7 +152,7 @@ def link_step(link: jnp.ndarray, precedence: jnp.ndarray, write_weights: jnp.nda
     Returns:
       (L_t [N, N], forward [R, N], backward [R, N]).
     """
-    _, new = _linked(link, precedence, write_weights)
+    new = link_update(link, precedence, write_weights)
     return (new,) + directional_weightings_from_previous(link, precedence, write_weights,
                                                          read_weights)
 

@@ -194,13 +194,12 @@ class Trainer:
         live = self._active()
         bound = (None if complete or self.cfg.converge_at is None else
                  self.cfg.converge_at * sum(b.inputs.shape[1] for b in batches))
-        per_seq = []
+        per_seq, totals = [], 0.0
         for b in batches:
             per_seq.append(np.asarray(self._eval_step(self.params, b)))  # [S, K, B]
-            if bound is not None:
-                totals = np.concatenate(per_seq, axis=-1)[:, 0].sum(axis=-1)
-                if np.all(totals[live] >= bound):
-                    break
+            totals = totals + per_seq[-1][:, 0].sum(axis=-1)
+            if bound is not None and np.all(totals[live] >= bound):
+                break
         values = np.concatenate(per_seq, axis=-1)
         return values.mean(-1), values.shape[-1]
 
