@@ -9,6 +9,12 @@ trainer does), a second batch-1 line times that. `--seeds 8` lines: eight
 batch-1 models trained as one vmapped program, and as one process per core
 (one step per call).
 
+For the NTM, each batch size is also timed against a baseline in the same
+run: `plain_jax_ntm.py`, the same NTM step written directly in JAX (what the
+issue's "throwaway JAX prototype" describes). The two are timed in
+alternation and the line gives the ratio, which unlike absolute figures
+carries over between machines and loads.
+
     python benchmarks/throughput.py [--models ntm lstm] [--batches 1 16 64] [--repeats 5]
 """
 
@@ -65,6 +71,64 @@ def measure(model: str, batch: int, seeds: int, repeats: int, calls: int,
     return statistics.median(rates)
 
 
+def plain_against_mannlab(batch: int, repeats: int, calls: int) -> tuple[float, float]:
+    """Median seq/s of the plain-JAX baseline and of mannlab's NTM step at
+    `batch`, the two timed in alternation (`repeats` rounds of `calls` steps)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import plain_jax_ntm as plain
+
+    from mannlab.config import load_config
+    from mannlab.tasks.base import stack_chunk
+    from mannlab.training.optimizer import make_optimizer
+    from mannlab.training.step import make_train_step
+    from mannlab.training.trainer import build_model, stack_trees
+
+    config = load_config(ROOT / CONFIGS["ntm"])
+    task = config.task.build()
+    params, static = eqx.partition(build_model(config, task, 0), eqx.is_array)
+    params = stack_trees([params])  # one seed, as `measure` and the trainer hold it
+    opt = make_optimizer(config.train)
+    opt_state = jax.vmap(opt.init)(params)
+    step = make_train_step(static, task, opt)
+    rng = np.random.default_rng(0)
+    batches = [task.sample(rng, batch, length=20) for _ in range(4)]
+    chunks = [jax.tree.map(jnp.asarray, stack_chunk([[b]])) for b in batches]
+    active = jnp.ones((1, 1), bool)
+    plain_params = plain.init_params(jax.random.key(0))
+    plain_state = plain.OPTIMISER.init(plain_params)
+    plain_batches = [tuple(jnp.asarray(a) for a in
+                           (b.inputs, b.targets, b.loss_mask.astype(np.float32)))
+                     for b in batches]
+
+    def run_mannlab():
+        nonlocal params, opt_state
+        for i in range(calls):
+            params, opt_state, out = step(params, opt_state, chunks[i % 4], active)
+        return out
+
+    def run_plain():
+        nonlocal plain_params, plain_state
+        for i in range(calls):
+            plain_params, plain_state, loss = plain.train_step(plain_params, plain_state,
+                                                               *plain_batches[i % 4])
+        return loss
+
+    rates = {run_mannlab: [], run_plain: []}
+    for run in rates:  # compile
+        jax.block_until_ready(run())
+    for _ in range(repeats):
+        for run, found in rates.items():
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            found.append(calls * batch / (time.perf_counter() - start))
+    return statistics.median(rates[run_plain]), statistics.median(rates[run_mannlab])
+
+
 def _worker(args):
     model, repeats, steps, threads = args
     from mannlab import runtime
@@ -108,6 +172,10 @@ def main() -> None:
             steps = max(5, int(args.seconds * probe / batch))
             rate = measure(model, batch, 1, args.repeats, steps)
             print(f"{model:5s} batch {batch:3d}            {rate:8.0f} seq/s", flush=True)
+            if model == "ntm":
+                base, ours = plain_against_mannlab(batch, args.repeats, steps)
+                print(f"plain-JAX NTM batch {batch:3d}    {base:8.0f} seq/s (baseline; mannlab "
+                      f"{ours:.0f} in alternation, ratio {ours / base:.2f})", flush=True)
             if batch == 1 and per_call > 1:
                 rate = measure(model, batch, 1, args.repeats, max(2, steps // per_call),
                                per_call)
