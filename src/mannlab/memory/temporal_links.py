@@ -48,6 +48,16 @@ def link_update(link: jnp.ndarray, precedence: jnp.ndarray,
     return jnp.where(jnp.eye(n, dtype=bool), 0.0, new)
 
 
+def _link_times(link: jnp.ndarray, vectors: jnp.ndarray) -> jnp.ndarray:
+    """L v for each row v of vectors: link [N, N], vectors [K, N] -> [K, N].
+
+    The product is formed as [N, K] and transposed after an optimisation
+    barrier: when XLA fuses the transpose into the product, its CPU code ran
+    the batched product 3.5x slower (docs/benchmarks.md).
+    """
+    return jax.lax.optimization_barrier(link @ vectors.T).T
+
+
 def directional_weightings(link: jnp.ndarray, read_weights: jnp.ndarray):
     """DNC Methods, forward and backward weightings:
     f_t^i = L_t w_{t-1}^{r,i},  b_t^i = L_t^T w_{t-1}^{r,i}.
@@ -59,7 +69,7 @@ def directional_weightings(link: jnp.ndarray, read_weights: jnp.ndarray):
       (forward [R, N], backward [R, N]).
     """
     # L w for each head, written so the N x N matrix is never transposed
-    forward = (link @ read_weights.T).T
+    forward = _link_times(link, read_weights)
     backward = read_weights @ link
     return forward, backward
 
@@ -88,7 +98,7 @@ def directional_weightings_from_previous(link: jnp.ndarray, precedence: jnp.ndar
     w, p, r = write_weights, precedence, read_weights
     heads = r.shape[0]
     both = jnp.concatenate([r, w * r])  # [2R, N]
-    from_rows = (link @ both.T).T  # L r, L (w o r)
+    from_rows = _link_times(link, both)  # L r, L (w o r)
     from_cols = both @ link  # L^T r, L^T (w o r)
     wpr = w * p * r
     forward = (1.0 - w) * from_rows[:heads] - from_rows[heads:] + w * (r @ p)[:, None] - wpr
@@ -187,7 +197,7 @@ def _link_step_bwd(residuals, cotangents):
     # df L_t = (1 - w) o (df L) - (w o df) L + p (df . w) - w o p o df, and
     # L_t db likewise with L (db), L (w o db)
     from_cols = jnp.concatenate([df, w * df]) @ link
-    from_rows = (link @ jnp.concatenate([db, w * db]).T).T
+    from_rows = _link_times(link, jnp.concatenate([db, w * db]))
     lt_df, lt_wdf = jnp.split(from_cols, 2)
     l_db, l_wdb = jnp.split(from_rows, 2)
     d_r = ((1.0 - w) * (lt_df + l_db) - lt_wdf - l_wdb + p * (df @ w)[:, None]
