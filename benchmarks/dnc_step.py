@@ -107,4 +107,7 @@ def main():
 
 
 if __name__ == "__main__":
+    from mannlab import runtime
+
+    runtime.restart_with_huge_pages()  # as the `mannlab` program does
     main()

@@ -157,6 +157,7 @@ def main() -> None:
     args = p.parse_args()
     from mannlab import runtime
 
+    runtime.restart_with_huge_pages()  # as the `mannlab` program does
     runtime.configure(args.threads, cache_dir="off")
     from mannlab.config import load_config
 

@@ -194,5 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `mannlab` program: restarts itself once with huge pages for
+    malloc (`runtime.restart_with_huge_pages`), then runs `main`."""
+    runtime.restart_with_huge_pages()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -6,7 +6,13 @@ small matrices of these models: one thread per process measured faster here
 """
 
 import os
+import platform
+import sys
 from pathlib import Path
+
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb"
+"""glibc (>= 2.35) malloc tunable: 1 asks the kernel for transparent huge pages
+(madvise) on the large blocks malloc maps. Older glibc ignores it."""
 
 SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
@@ -28,3 +34,37 @@ def configure(threads: str = "single", cache_dir: str | None = None) -> None:
     if cache != "off":
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def tunables_with_huge_pages(tunables: str) -> str | None:
+    """The GLIBC_TUNABLES value that also asks for huge pages, or None if
+    `tunables` already sets the huge-page tunable (to any value: a user's
+    `glibc.malloc.hugetlb=0` turns the restart off)."""
+    entries = [t for t in tunables.split(":") if t]
+    if any(t.split("=", 1)[0] == HUGE_PAGES_TUNABLE for t in entries):
+        return None
+    return ":".join(entries + [f"{HUGE_PAGES_TUNABLE}=1"])
+
+
+def restart_with_huge_pages() -> None:
+    """Re-execute this process with glibc's malloc asking for huge pages.
+
+    A training step allocates large fresh buffers per call (the scan's saved
+    per-step state, e.g. the DNC's [T, B, N, N] link matrices); with 4 kB
+    pages, zero-filling them is page faults. With transparent huge pages
+    (the kernel's `madvise` mode, common default) that fill took 19-21 ms
+    instead of 76-81 ms of a DNC batch-64 step (docs/benchmarks.md). glibc
+    reads the tunable only at start-up, hence the restart, before anything
+    heavy is imported. Linux with glibc only; a no-op when GLIBC_TUNABLES
+    already sets the tunable (to 1 after the restart, or to 0 by a user who
+    wants the plain allocator). Worker processes inherit the environment.
+    """
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return
+    tunables = tunables_with_huge_pages(os.environ.get("GLIBC_TUNABLES", ""))
+    if tunables is None:
+        return
+    os.environ["GLIBC_TUNABLES"] = tunables
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])

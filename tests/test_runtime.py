@@ -1,0 +1,59 @@
+"""Process set-up: the `mannlab` program restarts itself once with huge pages."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from mannlab.runtime import tunables_with_huge_pages
+
+GLIBC_LINUX = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+
+
+def test_huge_pages_are_added_to_other_tunables():
+    assert tunables_with_huge_pages("") == "glibc.malloc.hugetlb=1"
+    assert (tunables_with_huge_pages("glibc.malloc.check=0")
+            == "glibc.malloc.check=0:glibc.malloc.hugetlb=1")
+
+
+@pytest.mark.parametrize("tunables", ["glibc.malloc.hugetlb=1", "glibc.malloc.hugetlb=0",
+                                      "glibc.malloc.check=0:glibc.malloc.hugetlb=0"])
+def test_a_set_huge_page_tunable_is_left_alone(tunables):
+    assert tunables_with_huge_pages(tunables) is None
+
+
+def _environment_after_restart(tunables: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    if tunables is not None:
+        env["GLIBC_TUNABLES"] = tunables
+    code = ("import os, sys; from mannlab.runtime import restart_with_huge_pages; "
+            "print('start', flush=True); restart_with_huge_pages(); "
+            "print(os.environ.get('GLIBC_TUNABLES'), sys.argv[1:])")
+    out = subprocess.run([sys.executable, "-c", code, "an-argument"], env=env,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout
+
+
+@pytest.mark.skipif(not GLIBC_LINUX, reason="glibc tunables exist on Linux with glibc only")
+def test_restart_runs_the_same_command_once_with_huge_pages():
+    out = _environment_after_restart("glibc.malloc.check=0")
+    # started twice (the restart), the second time with the tunable and the same arguments
+    assert out.count("start") == 2
+    assert out.splitlines()[-1] == "glibc.malloc.check=0:glibc.malloc.hugetlb=1 ['an-argument']"
+
+
+@pytest.mark.skipif(not GLIBC_LINUX, reason="glibc tunables exist on Linux with glibc only")
+def test_a_user_who_turns_huge_pages_off_gets_no_restart():
+    out = _environment_after_restart("glibc.malloc.hugetlb=0")
+    assert out.count("start") == 1
+    assert out.splitlines()[-1] == "glibc.malloc.hugetlb=0 ['an-argument']"
+
+
+def test_the_program_entry_restarts_and_runs_the_command():
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-m", "mannlab.cli", "--help"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "train a model from a YAML config" in out.stdout
