@@ -1,8 +1,10 @@
-"""Process-wide JAX settings, applied by the CLI and benchmarks before JAX starts.
+"""Process-wide settings, applied by the CLI and benchmarks before JAX starts.
 
 On a CPU, XLA's multi-threaded Eigen kernels cost more than they give for the
 small matrices of these models: one thread per process measured faster here
 (docs/benchmarks.md), and leaves the other cores to other seeds' processes.
+The `mannlab` program also restarts itself once so that glibc's malloc asks
+for huge pages (`restart_with_huge_pages`).
 """
 
 import os
@@ -59,7 +61,8 @@ def restart_with_huge_pages() -> None:
     already sets the tunable (to 1 after the restart, or to 0 by a user who
     wants the plain allocator). Worker processes inherit the environment.
     """
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+    if (sys.platform != "linux" or not sys.executable
+            or platform.libc_ver()[0] != "glibc"):
         return
     tunables = tunables_with_huge_pages(os.environ.get("GLIBC_TUNABLES", ""))
     if tunables is None:
