@@ -50,13 +50,23 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert "checkpoint" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_seeds_in_processes_match_one_vmapped_program(tmp_path):
+def test_seeds_in_processes_match_one_vmapped_program(tmp_path, monkeypatch):
     """`--execution processes` (one pinned worker per core) and `vmap` give each
-    seed the same initialisation and data, so the same results."""
+    seed the same initialisation and data, so the same results; the workers
+    keep their compiled programs in the parent's compilation cache."""
+    import jax
+
     config = tiny_yaml(tmp_path, max_steps=20)
-    for execution in ("processes", "vmap"):
-        assert main(["train", str(config), "--seeds", "2", "--execution", execution,
-                     "--no-progress", "--run-dir", str(tmp_path / execution)]) == 0
+    cache, before = tmp_path / "cache", jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv("MANNLAB_JAX_CACHE", str(cache))  # what `main` configures
+    try:
+        assert main(["train", str(config), "--seeds", "2", "--execution", "processes",
+                     "--no-progress", "--run-dir", str(tmp_path / "processes")]) == 0
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    assert cache.is_dir() and any(cache.iterdir()), "seed workers wrote nothing to the cache"
+    assert main(["train", str(config), "--seeds", "2", "--execution", "vmap",
+                 "--no-progress", "--run-dir", str(tmp_path / "vmap")]) == 0
     for seed in ("seed-3", "seed-4"):  # the config's seed and the next
         a, b = (json.loads((tmp_path / e / seed / "summary.json").read_text())
                 for e in ("processes", "vmap"))

@@ -31,11 +31,18 @@ def configure(threads: str = "single", cache_dir: str | None = None) -> None:
         os.environ["XLA_FLAGS"] = SINGLE_THREAD_FLAGS
     cache = cache_dir or os.environ.get("MANNLAB_JAX_CACHE",
                                         str(Path.home() / ".cache" / "mannlab" / "jax"))
+    if cache != "off":
+        use_compilation_cache(cache)
+
+
+def use_compilation_cache(cache_dir: str) -> None:
+    """Keep compiled programs that took >= 0.5 s to compile in `cache_dir`, and
+    reuse them in later runs, and in other seeds' processes, with the same
+    programs. (Seed worker processes get their parent's directory.)"""
     import jax
 
-    if cache != "off":
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def tunables_with_huge_pages(tunables: str) -> str | None:

@@ -35,9 +35,21 @@ def _train_one(run_dir: str, seed: int) -> dict:
 
 
 def _pin_to_a_free_core(cores) -> None:
-    """Worker initialiser: bind this process to the next core of the queue."""
+    """Bind this process to the next core of the queue."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cores.get()})
+
+
+def _start_worker(cores, cache_dir: str | None) -> None:
+    """Worker initialiser: take a core of its own (if `cores` is a queue) and
+    use the parent's persistent compilation cache (if it has one), so a
+    program compiled for one seed is loaded, not compiled, for the next."""
+    if cores is not None:
+        _pin_to_a_free_core(cores)
+    if cache_dir:
+        from mannlab import runtime
+
+        runtime.use_compilation_cache(cache_dir)
 
 
 def train_in_processes(run: Path, seeds: list[int], workers: int | None = None, on_done=None):
@@ -45,19 +57,22 @@ def train_in_processes(run: Path, seeds: list[int], workers: int | None = None, 
 
     Where the OS allows it and there is a core per worker, each worker is
     bound to its own core, so that a worker's Python thread and XLA thread
-    share that core instead of competing with the other workers.
+    share that core instead of competing with the other workers. Workers use
+    this process's persistent compilation cache, if it has one.
     """
+    import jax
+
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     workers = workers or min(len(seeds), len(allowed) or os.cpu_count() or 1)
     ctx = multiprocessing.get_context("spawn")
-    pinning = {}
+    cores = None
     if workers <= len(allowed):
         cores = ctx.Queue()
         for core in allowed[:workers]:
             cores.put(core)
-        pinning = {"initializer": _pin_to_a_free_core, "initargs": (cores,)}
     results = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pinning) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                             initargs=(cores, jax.config.jax_compilation_cache_dir)) as pool:
         futures = {pool.submit(_train_one, str(run), s): s for s in seeds}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
