@@ -31,10 +31,10 @@ CONFIGS = {"ntm": "configs/ntm-copy.yaml", "lstm": "configs/lstm-copy.yaml",
            "dnc": "configs/dnc-copy.yaml"}
 
 
-def measure(model: str, batch: int, seeds: int, repeats: int, calls: int,
-            steps_per_call: int = 1) -> float:
-    """Median sequences/second over `repeats` timings of `calls` training calls
-    of `steps_per_call` steps each (data made beforehand, outside the timing)."""
+def mannlab_runner(model: str, batch: int, seeds: int, calls: int, steps_per_call: int = 1):
+    """A compiled mannlab training step on prepared data (copy, length 20):
+    returns run(), which makes `calls` calls of `steps_per_call` steps for
+    `seeds` models and returns the last output (not yet waited for)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -59,22 +59,18 @@ def measure(model: str, batch: int, seeds: int, repeats: int, calls: int,
         [[task.sample(rng, batch, length=20) for _ in range(seeds)]
          for _ in range(steps_per_call)])) for _ in range(4)]
     active = jnp.ones((steps_per_call, seeds), bool)
-    params, opt_state, out = step(params, opt_state, chunks[0], active)  # compile
-    jax.block_until_ready(out)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def run():
+        nonlocal params, opt_state
         for i in range(calls):
             params, opt_state, out = step(params, opt_state, chunks[i % 4], active)
-        jax.block_until_ready(out)
-        rates.append(calls * steps_per_call * batch * seeds / (time.perf_counter() - start))
-    return statistics.median(rates)
+        return out
+
+    return run
 
 
-def plain_against_mannlab(batch: int, repeats: int, calls: int) -> tuple[float, float]:
-    """Median seq/s of the plain-JAX baseline and of mannlab's NTM step at
-    `batch`, the two timed in alternation (`repeats` rounds of `calls` steps)."""
-    import equinox as eqx
+def plain_runner(batch: int, calls: int):
+    """The same for the plain-JAX NTM baseline (`plain_jax_ntm.py`), one model."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -83,50 +79,54 @@ def plain_against_mannlab(batch: int, repeats: int, calls: int) -> tuple[float, 
     import plain_jax_ntm as plain
 
     from mannlab.config import load_config
-    from mannlab.tasks.base import stack_chunk
-    from mannlab.training.optimizer import make_optimizer
-    from mannlab.training.step import make_train_step
-    from mannlab.training.trainer import build_model, stack_trees
 
-    config = load_config(ROOT / CONFIGS["ntm"])
-    task = config.task.build()
-    params, static = eqx.partition(build_model(config, task, 0), eqx.is_array)
-    params = stack_trees([params])  # one seed, as `measure` and the trainer hold it
-    opt = make_optimizer(config.train)
-    opt_state = jax.vmap(opt.init)(params)
-    step = make_train_step(static, task, opt)
+    task = load_config(ROOT / CONFIGS["ntm"]).task.build()
     rng = np.random.default_rng(0)
-    batches = [task.sample(rng, batch, length=20) for _ in range(4)]
-    chunks = [jax.tree.map(jnp.asarray, stack_chunk([[b]])) for b in batches]
-    active = jnp.ones((1, 1), bool)
-    plain_params = plain.init_params(jax.random.key(0))
-    plain_state = plain.OPTIMISER.init(plain_params)
-    plain_batches = [tuple(jnp.asarray(a) for a in
-                           (b.inputs, b.targets, b.loss_mask.astype(np.float32)))
-                     for b in batches]
+    batches = [tuple(jnp.asarray(a) for a in (b.inputs, b.targets,
+                                              b.loss_mask.astype(np.float32)))
+               for b in (task.sample(rng, batch, length=20) for _ in range(4))]
+    params = plain.init_params(jax.random.key(0))
+    opt_state = plain.OPTIMISER.init(params)
 
-    def run_mannlab():
+    def run():
         nonlocal params, opt_state
         for i in range(calls):
-            params, opt_state, out = step(params, opt_state, chunks[i % 4], active)
-        return out
-
-    def run_plain():
-        nonlocal plain_params, plain_state
-        for i in range(calls):
-            plain_params, plain_state, loss = plain.train_step(plain_params, plain_state,
-                                                               *plain_batches[i % 4])
+            params, opt_state, loss = plain.train_step(params, opt_state, *batches[i % 4])
         return loss
 
-    rates = {run_mannlab: [], run_plain: []}
-    for run in rates:  # compile
+    return run
+
+
+def time_alternately(runners: list, sequences_per_run: int, repeats: int) -> list[float]:
+    """Median sequences/second of each runner over `repeats` rounds in which
+    the runners take turns (after one untimed run each, which compiles)."""
+    import jax
+
+    for run in runners:
         jax.block_until_ready(run())
+    rates = [[] for _ in runners]
     for _ in range(repeats):
-        for run, found in rates.items():
+        for run, found in zip(runners, rates):
             start = time.perf_counter()
             jax.block_until_ready(run())
-            found.append(calls * batch / (time.perf_counter() - start))
-    return statistics.median(rates[run_plain]), statistics.median(rates[run_mannlab])
+            found.append(sequences_per_run / (time.perf_counter() - start))
+    return [statistics.median(r) for r in rates]
+
+
+def measure(model: str, batch: int, seeds: int, repeats: int, calls: int,
+            steps_per_call: int = 1) -> float:
+    """Median sequences/second over `repeats` timings of `calls` training calls
+    of `steps_per_call` steps each (data made beforehand, outside the timing)."""
+    run = mannlab_runner(model, batch, seeds, calls, steps_per_call)
+    return time_alternately([run], calls * steps_per_call * batch * seeds, repeats)[0]
+
+
+def plain_against_mannlab(batch: int, repeats: int, calls: int) -> tuple[float, float]:
+    """Median seq/s of the plain-JAX baseline and of mannlab's NTM step at
+    `batch`, the two timed in alternation (`repeats` rounds of `calls` steps)."""
+    runners = [plain_runner(batch, calls), mannlab_runner("ntm", batch, 1, calls)]
+    base, ours = time_alternately(runners, calls * batch, repeats)
+    return base, ours
 
 
 def _worker(args):

@@ -12,6 +12,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Literal
 
+from mannlab import runtime
+
 Execution = Literal["auto", "vmap", "processes"]
 
 
@@ -47,8 +49,6 @@ def _start_worker(cores, cache_dir: str | None) -> None:
     if cores is not None:
         _pin_to_a_free_core(cores)
     if cache_dir:
-        from mannlab import runtime
-
         runtime.use_compilation_cache(cache_dir)
 
 
