@@ -9,11 +9,12 @@ trainer does), a second batch-1 line times that. `--seeds 8` lines: eight
 batch-1 models trained as one vmapped program, and as one process per core
 (one step per call).
 
-For the NTM, each batch size is also timed against a baseline in the same
-run: `plain_jax_ntm.py`, the same NTM step written directly in JAX (what the
-issue's "throwaway JAX prototype" describes). The two are timed in
-alternation and the line gives the ratio, which unlike absolute figures
-carries over between machines and loads.
+For the NTM and the DNC, each batch size is also timed against a baseline
+in the same run: `plain_jax_ntm.py` and `plain_jax_dnc.py`, the same step
+written directly in JAX (what the issues' "throwaway JAX prototype" and
+"throwaway JAX DNC" describe). The two are timed in alternation and the line
+gives the ratio, which unlike absolute figures carries over between machines
+and loads.
 
     python benchmarks/throughput.py [--models ntm lstm] [--batches 1 16 64] [--repeats 5]
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"ntm": "configs/ntm-copy.yaml", "lstm": "configs/lstm-copy.yaml",
            "dnc": "configs/dnc-copy.yaml"}
+BASELINES = {"ntm": "plain_jax_ntm", "dnc": "plain_jax_dnc"}
 
 
 def mannlab_runner(model: str, batch: int, seeds: int, calls: int, steps_per_call: int = 1):
@@ -69,18 +71,20 @@ def mannlab_runner(model: str, batch: int, seeds: int, calls: int, steps_per_cal
     return run
 
 
-def plain_runner(batch: int, calls: int):
-    """The same for the plain-JAX NTM baseline (`plain_jax_ntm.py`), one model."""
+def plain_runner(model: str, batch: int, calls: int):
+    """The same for the plain-JAX baseline of `model` (`BASELINES`), one model."""
+    import importlib
+
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import plain_jax_ntm as plain
+    plain = importlib.import_module(BASELINES[model])
 
     from mannlab.config import load_config
 
-    task = load_config(ROOT / CONFIGS["ntm"]).task.build()
+    task = load_config(ROOT / CONFIGS[model]).task.build()
     rng = np.random.default_rng(0)
     batches = [tuple(jnp.asarray(a) for a in (b.inputs, b.targets,
                                               b.loss_mask.astype(np.float32)))
@@ -121,10 +125,11 @@ def measure(model: str, batch: int, seeds: int, repeats: int, calls: int,
     return time_alternately([run], calls * steps_per_call * batch * seeds, repeats)[0]
 
 
-def plain_against_mannlab(batch: int, repeats: int, calls: int) -> tuple[float, float]:
-    """Median seq/s of the plain-JAX baseline and of mannlab's NTM step at
-    `batch`, the two timed in alternation (`repeats` rounds of `calls` steps)."""
-    runners = [plain_runner(batch, calls), mannlab_runner("ntm", batch, 1, calls)]
+def plain_against_mannlab(model: str, batch: int, repeats: int,
+                          calls: int) -> tuple[float, float]:
+    """Median seq/s of the plain-JAX baseline and of mannlab's step of `model`
+    at `batch`, the two timed in alternation (`repeats` rounds of `calls` steps)."""
+    runners = [plain_runner(model, batch, calls), mannlab_runner(model, batch, 1, calls)]
     base, ours = time_alternately(runners, calls * batch, repeats)
     return base, ours
 
@@ -173,10 +178,11 @@ def main() -> None:
             steps = max(5, int(args.seconds * probe / batch))
             rate = measure(model, batch, 1, args.repeats, steps)
             print(f"{model:5s} batch {batch:3d}            {rate:8.0f} seq/s", flush=True)
-            if model == "ntm":
-                base, ours = plain_against_mannlab(batch, args.repeats, steps)
-                print(f"plain-JAX NTM batch {batch:3d}    {base:8.0f} seq/s (baseline; mannlab "
-                      f"{ours:.0f} in alternation, ratio {ours / base:.2f})", flush=True)
+            if model in BASELINES:
+                base, ours = plain_against_mannlab(model, batch, args.repeats, steps)
+                print(f"plain-JAX {model.upper()} batch {batch:3d}    {base:8.0f} seq/s (baseline; "
+                      f"mannlab {ours:.0f} in alternation, ratio {ours / base:.2f})",
+                      flush=True)
             if batch == 1 and per_call > 1:
                 rate = measure(model, batch, 1, args.repeats, max(2, steps // per_call),
                                per_call)
