@@ -56,6 +56,25 @@ def test_resume_continues_the_same_run_exactly(tmp_path, steps_per_call, first_s
         np.concatenate([np.ravel(x) for x in jax.tree.leaves(straight.params)]))
 
 
+def test_time_budget_stops_training(tmp_path):
+    trainer = train(tmp_path, "run", [3], max_steps=10**7, max_seconds=2)
+    progress = trainer.seeds[0]
+    assert 2 <= progress.seconds < 60 and progress.step < 10**7
+
+
+def test_time_budget_counts_seeds_still_training(tmp_path):
+    """A converged seed's clock stops; the budget is the others' time."""
+    config = tiny_config(max_seconds=100)
+    create_run(tmp_path / "run", config, [3, 4])
+    trainer = Trainer(tmp_path / "run", config, [3, 4])
+    first, second = trainer.seeds
+    first.converged, first.seconds = {"step": 10, "seconds": 10.0, "sequences": 10}, 10.0
+    second.seconds = 99.0
+    assert not trainer._out_of_budget()
+    second.seconds = 100.0
+    assert trainer._out_of_budget()
+
+
 def bucketed_config(**train):
     """Copy with lengths 1-6 in 3 buckets, so the batches of a call differ in length."""
     base = tiny_config(**train)

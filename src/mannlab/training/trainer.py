@@ -1,7 +1,8 @@
 """The training loop: one compiled step for all seeds, logging, evaluation, checkpoints.
 
-`train_seeds` trains the listed seeds of a run directory together (stacked on
-a leading axis, one `jax.vmap`-ed program). Each seed has its own model
+`Trainer` trains the listed seeds of a run directory together (stacked on
+a leading axis, one `jax.vmap`-ed program; `make_trainer` picks it or
+MANN-RL's trainer). Each seed has its own model
 initialisation (``PRNGKey(seed)``) and its own data stream
 (``numpy.random.default_rng(seed)``), so a seed's result does not depend on
 which other seeds share its program. A seed stops at convergence (held-out
@@ -236,9 +237,12 @@ class Trainer:
         return stack_chunk([[b if b is not None else filler for b in row] for row in rows]), active
 
     def _out_of_budget(self) -> bool:
-        p = self.seeds[0]
+        """Whether the step budget or, for a seed still training, the time
+        budget is spent (a converged seed's clock stops at its convergence)."""
         over_steps = max(q.step for q in self.seeds) >= self.cfg.max_steps
-        over_time = self.cfg.max_seconds is not None and p.seconds >= self.cfg.max_seconds
+        live_seconds = [q.seconds for q in self.seeds if q.converged is None]
+        over_time = (self.cfg.max_seconds is not None and bool(live_seconds)
+                     and max(live_seconds) >= self.cfg.max_seconds)
         return over_steps or over_time
 
     def train(self) -> list[SeedResult]:
