@@ -50,6 +50,44 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert "checkpoint" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_field_combinations_and_existing_run_dirs_fail_before_anything_is_written(
+        tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml(tmp_path)), "task.min_length=5", "--run-dir",
+                 str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "min_length" in err and "5" in err and len(err.splitlines()) == 1
+    assert not run.exists()
+    run.mkdir()
+    assert main(["train", str(tiny_yaml(tmp_path)), "--run-dir", str(run)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert list(run.iterdir()) == []
+
+
+def test_eval_and_show_on_a_data_set_task_skip_lengths_it_lacks(tmp_path, capsys):
+    """A sentences run (lengths 6 and 8 only): eval skips the lengths the data
+    lack, and asking only for those, or for --repeats, is a one-line error."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("ab\nba\nxyz\n")
+    config = tmp_path / "s.yaml"
+    config.write_text(yaml.safe_dump({
+        "task": {"name": "sentences", "path": str(corpus), "count": 3, "heldout_every": 0},
+        "model": {"name": "lstm", "hidden_size": 4, "layers": 1},
+        "train": {"max_steps": 2, "eval_every": 2, "eval_size": 4, "log_every": 1,
+                  "converge_at": None}}))
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--run-dir", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--lengths", "6", "10", "--sequences", "4"]) == 0
+    assert "skipped lengths 10" in capsys.readouterr().out
+    assert set(json.loads((run / "seed-0/eval.json").read_text())["seeds"]["seed-0"]) == {"6"}
+    for argv in (["eval", str(run)], ["eval", str(run), "--repeats", "2"],
+                 ["show", str(run), "--length", "7", "-o", str(tmp_path / "x.png")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("length" in err or "repeats" in err)
+
+
 def test_seeds_in_processes_match_one_vmapped_program(tmp_path, monkeypatch):
     """`--execution processes` (one pinned worker per core) and `vmap` give each
     seed the same initialisation and data, so the same results; the workers

@@ -73,6 +73,8 @@ def test_generate_exact_length():
             assert int(out[-1]) == evaluate(op, operands)
     with pytest.raises(ValueError, match="length 5"):
         generate_length(rng, 5)
+    task = LogicTask(None, source="generator")
+    assert [task.has_length(n) for n in (5, 6, 7, 40)] == [False, True, True, True]
 
 
 def test_loader_and_layout(tiny_file):

@@ -52,6 +52,7 @@ def test_batches_pad_and_mask(corpus):
     assert (b.inputs.sum(-1) == b.step_mask).all()  # one-hot exactly on real steps
     s = task.sample(np.random.default_rng(0), 4, length=6)
     assert s.inputs.shape == (6, 4, 9)
+    assert [task.has_length(n) for n in (6, 7, 8, 24)] == [True, False, True, False]
 
 
 def test_echo_curriculum(corpus):

@@ -92,6 +92,7 @@ def cmd_train(args) -> int:
         if args.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
         config = load_config(args.config, args.overrides)
+        _check_buildable(config, args.config)
         seeds = [config.seed + k for k in range(args.seeds)]
         run = Path(args.run_dir) if args.run_dir else rundir.new_run_dir(
             "runs", Path(args.config).stem)
@@ -123,6 +124,19 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_buildable(config, source: str) -> None:
+    """Build the task and a model once, before the run directory is made, so
+    that a combination of fields the task or model rejects (or a missing data
+    file) is a one-line ConfigError and leaves nothing behind."""
+    from mannlab.config import ConfigError
+    from mannlab.training.trainer import build_model
+
+    try:
+        build_model(config, config.task.build(), config.seed)
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
 def _status(r: dict) -> str:
     held = ", ".join(f"{k} {v:.4g}" for k, v in (r["heldout"] or {}).items())
     if r["converged"]:
@@ -131,21 +145,38 @@ def _status(r: dict) -> str:
     return f"not converged after {r['steps']} steps ({r['seconds']:.1f} s); held-out {held}"
 
 
+def _check_repeats(config, repeats) -> None:
+    from mannlab.config import ConfigError
+
+    if repeats and config.task.name != "repeat_copy":
+        raise ConfigError(f"--repeats applies to repeat_copy runs; this run's task is "
+                          f"{config.task.name}")
+
+
+def _note_skipped(result: dict) -> None:
+    if result.get("skipped"):
+        print(f"skipped lengths {' '.join(map(str, result['skipped']))}: the task has no "
+              "sequence of that length")
+
+
 def cmd_eval(args) -> int:
     from mannlab.training.evaluate import generalisation, save_eval
     from mannlab.training.rundir import open_run
 
     _, config, seed_paths = open_run(args.run)
+    _check_repeats(config, args.repeats)
     if args.repeats:
         result = None
         for r in args.repeats:
             part = generalisation(config, seed_paths, args.lengths, args.sequences, repeats=r)
+            _note_skipped(part)
             _print_table(part)
             result = result or {**part, "by_repeats": {}}
             result["by_repeats"][str(r)] = part["seeds"]
         save_eval(seed_paths, result)
         return 0
     result = generalisation(config, seed_paths, args.lengths, args.sequences)
+    _note_skipped(result)
     _print_table(result)
     save_eval(seed_paths, result)
     return 0
@@ -157,6 +188,7 @@ def cmd_show(args) -> int:
     from mannlab.viz.figures import save_figure, sequence_figure
 
     _, config, seed_paths = open_run(args.run)
+    _check_repeats(config, args.repeats)
     kwargs = {"repeats": args.repeats} if args.repeats else {}
     batch, probs, trace = trace_sequence(config, seed_paths[0], args.length, args.sample_seed,
                                          **kwargs)

@@ -3,7 +3,8 @@
 A task has ``input_size`` and ``output_size``, ``sample(rng, batch_size,
 length=None) -> Batch`` (numpy, from a seeded ``np.random.Generator``; ``length``
 None means the training distribution, an int means exactly that length, for
-generalisation tests), and a pure JAX ``loss(ys, batch) -> (loss, metrics)``
+generalisation tests), ``has_length(length) -> bool`` (whether `sample` can
+give that length), and a pure JAX ``loss(ys, batch) -> (loss, metrics)``
 where ``loss`` is the scalar to minimise and ``metrics`` maps names to
 per-sequence values [B]. ``metric_names`` lists them, the first being the one
 convergence is judged on.
@@ -35,6 +36,10 @@ class BitTask:
     (``heldout_seed``), the same for every run and seed."""
 
     heldout_seed: int
+
+    def has_length(self, length: int) -> bool:
+        """Generated sequences can have any positive length."""
+        return length >= 1
 
     def loss(self, ys, batch: Batch):
         from mannlab.tasks.bits import bit_loss

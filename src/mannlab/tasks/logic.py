@@ -105,10 +105,15 @@ def generate(rng: np.random.Generator, min_operands: int = 2, max_operands: int 
     return expression(op, bits)
 
 
+def operators_of_length(length: int) -> list[str]:
+    """The operators that make expressions of exactly `length` steps."""
+    return [op for op in OPERATORS
+            if (op == "xor" and length == 7) or (op != "xor" and length - len(op) - 2 >= 2)]
+
+
 def generate_length(rng: np.random.Generator, length: int):
     """One random expression of exactly `length` steps (any operand count)."""
-    feasible = [op for op in OPERATORS
-                if (op == "xor" and length == 7) or (op != "xor" and length - len(op) - 2 >= 2)]
+    feasible = operators_of_length(length)
     if not feasible:
         raise ValueError(f"logic: no expression has length {length} (minimum 6)")
     op = feasible[int(rng.integers(len(feasible)))]
@@ -189,6 +194,10 @@ class LogicTask(SymbolSequenceTask):
         rng = np.random.default_rng(seed)
         return [self._example(*generate(rng, self.min_operands, self.max_operands))
                 for _ in range(size)]
+
+    def has_length(self, length: int) -> bool:
+        """Expressions are generated at any length from 6 steps."""
+        return bool(operators_of_length(length))
 
     def sample(self, rng: np.random.Generator, batch_size: int, length: int | None = None) -> Batch:
         """Training batch: from the file's train split, or freshly generated.

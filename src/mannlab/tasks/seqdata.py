@@ -140,17 +140,25 @@ class SymbolSequenceTask:
         longest = max(len(e.inputs) for e in examples)
         return layout(examples, steps or pad_length(longest, self.edges), self._in_size)
 
+    def _of_length(self, length: int) -> list[int]:
+        """Indices of the training sequences of exactly `length` steps."""
+        if self._by_length is None:
+            self._by_length = {}
+            for i, e in enumerate(self.train_examples):
+                self._by_length.setdefault(len(e.inputs), []).append(i)
+        return self._by_length.get(length, [])
+
+    def has_length(self, length: int) -> bool:
+        """Whether the training split has a sequence of exactly `length` steps."""
+        return bool(self._of_length(length))
+
     def sample(self, rng: np.random.Generator, batch_size: int, length: int | None = None) -> Batch:
         """A batch drawn uniformly (with replacement) from the training split;
         with `length`, only from training sequences of exactly that many steps."""
         if length is None:
             idx = rng.integers(0, len(self.train_examples), size=batch_size)
             return self.make_batch([self.train_examples[i] for i in idx])
-        if self._by_length is None:
-            self._by_length = {}
-            for i, e in enumerate(self.train_examples):
-                self._by_length.setdefault(len(e.inputs), []).append(i)
-        pool = self._by_length.get(length)
+        pool = self._of_length(length)
         if not pool:
             raise ValueError(f"{type(self).__name__}: no training sequence of length {length} "
                              f"(lengths {self.min_length}..{self.max_length})")

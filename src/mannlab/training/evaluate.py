@@ -33,12 +33,23 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
     """Mean metrics per seed at each fixed length.
 
     Every length has its own fixed data stream (seeded by the length), so runs
-    are compared on the same sequences.
+    are compared on the same sequences. Lengths the task cannot give (a data
+    set without sentences of that length) are skipped and listed.
 
     Returns:
-      {"lengths": [...], "metrics": [names], "seeds": {seed_dir_name: {length: {metric: mean}}}}
+      {"lengths": [evaluated], "skipped": [lengths], "metrics": [names],
+       "seeds": {seed_dir_name: {length: {metric: mean}}}}
+    Raises:
+      ConfigError if the task has none of the lengths.
     """
+    from mannlab.config import ConfigError
+
     task = config.task.build()
+    skipped = [n for n in lengths if not task.has_length(n)]
+    lengths = [n for n in lengths if task.has_length(n)]
+    if not lengths:
+        raise ConfigError(f"--lengths: the {config.task.name} task has no sequence of length "
+                          f"{' or '.join(map(str, skipped))}")
     params, static = load_models(config, task, seed_dirs)
     eval_step = make_eval_step(static, task)
     table = {d.name: {} for d in seed_dirs}
@@ -52,8 +63,8 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
         for i, d in enumerate(seed_dirs):
             table[d.name][str(length)] = {n: float(means[i, k])
                                           for k, n in enumerate(task.metric_names)}
-    return {"lengths": lengths, "sequences": sequences, "task_kwargs": task_kwargs,
-            "metrics": list(task.metric_names), "seeds": table}
+    return {"lengths": lengths, "skipped": skipped, "sequences": sequences,
+            "task_kwargs": task_kwargs, "metrics": list(task.metric_names), "seeds": table}
 
 
 def save_eval(seed_dirs: list[Path], result: dict, name: str = "eval.json") -> None:
@@ -69,7 +80,12 @@ def trace_sequence(config: RunConfig, seed_dir: Path, length: int, sample_seed: 
     Returns (batch with B = 1, outputs [T, O] as probabilities, trace with
     leaves [T, ...]).
     """
+    from mannlab.config import ConfigError
+
     task = config.task.build()
+    if not task.has_length(length):
+        raise ConfigError(f"--length: the {config.task.name} task has no sequence of length "
+                          f"{length}")
     params, static = load_models(config, task, [seed_dir])
     model = eqx.combine(jax.tree.map(lambda x: x[0], params), static)
     batch = task.sample(np.random.default_rng(sample_seed), 1, length=length, **task_kwargs)

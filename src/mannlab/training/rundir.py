@@ -47,7 +47,12 @@ def seed_dir(run: Path, seed: int) -> Path:
 
 
 def create_run(run: Path, config: RunConfig, seeds: list[int]) -> None:
-    run.mkdir(parents=True, exist_ok=False)
+    """Make the run directory `run` (which must not exist) with its config
+    and one directory per seed."""
+    if run.exists():
+        raise ConfigError(f"--run-dir: {run} already exists (continue it with --resume {run}, "
+                          "or choose another directory)")
+    run.mkdir(parents=True)
     (run / CONFIG_FILE).write_text(dump_config(config))
     for s in seeds:
         seed_dir(run, s).mkdir()
