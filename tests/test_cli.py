@@ -111,3 +111,12 @@ def test_seeds_in_processes_match_one_vmapped_program(tmp_path, monkeypatch):
         assert a["steps"] == b["steps"] == 20
         for name, value in b["heldout"].items():
             assert abs(a["heldout"][name] - value) <= 1e-4 * max(1.0, abs(value)), name
+
+
+def test_seed_results_of_a_resumed_seed_replace_only_its_own(tmp_path):
+    from mannlab.cli import _write_seed_results
+
+    path = tmp_path / "seeds.json"
+    _write_seed_results(path, [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 10}])
+    _write_seed_results(path, [{"seed": 4, "steps": 30}])
+    assert json.loads(path.read_text()) == [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 30}]

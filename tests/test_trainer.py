@@ -1,6 +1,7 @@
 """Trainer: vmapped seeds equal lone runs, checkpoints round-trip, resume is exact."""
 
 import json
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -119,20 +120,81 @@ def test_run_directory_contents(tmp_path):
     assert summary["steps"] == 40 and summary["converged"] is None
 
 
-def test_checkpoint_round_trip_and_atomic_write(tmp_path):
+def test_checkpoint_round_trip_and_atomic_write(tmp_path, monkeypatch):
+    import os
+
+    from mannlab.training import checkpoint
+
     trainer = train(tmp_path, "run", [3], max_steps=10)
     params, opt = unstack_tree(trainer.params, 0), unstack_tree(trainer.opt_state, 0)
     path = tmp_path / "ck.safetensors"
     save_checkpoint(path, params, opt, {"step": 7}, "{}")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ckpt-")] == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     p2, o2, state = load_checkpoint(path, params, opt)
     assert state == {"step": 7}
     assert_trees_close(p2, params, 0)
     assert_trees_close(o2, opt, 0)
 
+    def fail(tensors, filename, metadata):  # a crash while writing
+        Path(filename).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_file", fail)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, params, opt, {"step": 8}, "{}")
+    assert load_checkpoint(path, params, opt)[2] == {"step": 7}  # the old one, intact
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ckpt-")] == []
+
+
+def test_checkpoint_of_another_configuration_is_refused(tmp_path):
+    """Same shapes, other maths (the learning rate; the memory's initialisation):
+    resuming or evaluating it would silently mix two runs."""
+    from mannlab.training.evaluate import load_models
+
+    config = tiny_config(max_steps=10)
+    create_run(tmp_path / "run", config, [3])
+    Trainer(tmp_path / "run", config, [3]).train()
+    with pytest.raises(CheckpointError, match="train.learning_rate=0.0001.*0.5"):
+        Trainer(tmp_path / "run", tiny_config(max_steps=20, learning_rate=0.5), [3])
+    other = config.model_copy(update={"model": config.model.model_copy(
+        update={"memory_init": "random"})})
+    with pytest.raises(CheckpointError, match="model.memory_init='constant'"):
+        load_models(other, other.task.build(), [tmp_path / "run/seed-3"])
+
+
+def test_resume_drops_records_logged_after_the_checkpoint(tmp_path):
+    """What a run logged after its last checkpoint is logged again on resume,
+    so it is dropped first: each step appears once."""
+    run = tmp_path / "run"
+    config = tiny_config(max_steps=20)
+    create_run(run, config, [3])
+    Trainer(run, config, [3]).train()
+    metrics = run / "seed-3/metrics.jsonl"
+    with open(metrics, "a") as f:  # logged at step 30 by a run that then crashed
+        f.write(json.dumps({"split": "train", "step": 30, "loss": -1.0}) + "\n")
+    Trainer(run, tiny_config(max_steps=40), [3]).train()
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    train_steps = [r["step"] for r in records if r["split"] == "train"]
+    assert train_steps == [10, 20, 30, 40]
+    assert all(r["loss"] > 0 for r in records if r["split"] == "train")
+
+
+def test_a_seed_without_checkpoint_among_seeds_with_one_is_a_clear_error(tmp_path):
+    config = tiny_config(max_steps=10)
+    create_run(tmp_path / "run", config, [3, 4])
+    Trainer(tmp_path / "run", config, [3, 4]).train()
+    (tmp_path / "run/seed-4/checkpoint.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="seed-4 have no checkpoint"):
+        Trainer(tmp_path / "run", config, [3, 4])
+
 
 def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):
-    from safetensors.numpy import save_file
+    from safetensors.numpy import load_file, save_file
+
+    from mannlab.training.checkpoint import read_metadata
 
     trainer = train(tmp_path, "run", [3], max_steps=10)
     params, opt = unstack_tree(trainer.params, 0), unstack_tree(trainer.opt_state, 0)
@@ -150,6 +212,13 @@ def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):
     Trainer(tmp_path / "other", other, [3]).save()
     with pytest.raises(CheckpointError, match=r"params/\d+ is float32\[9, 4\].*needs"):
         load_checkpoint(tmp_path / "other/seed-3/checkpoint.safetensors", params, opt)
+    renamed = tmp_path / "renamed.safetensors"
+    tensors = {k.replace("params/0000", "params/x"): v for k, v in
+               load_file(str(tmp_path / "run/seed-3/checkpoint.safetensors")).items()}
+    save_file(tensors, str(renamed), metadata=read_metadata(
+        tmp_path / "run/seed-3/checkpoint.safetensors"))
+    with pytest.raises(CheckpointError, match="unexpected tensor name 'params/x'"):
+        load_checkpoint(renamed, params, opt)
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes((tmp_path / "run/seed-3/checkpoint.safetensors").read_bytes()[:-100])
     with pytest.raises(CheckpointError):

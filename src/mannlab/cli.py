@@ -120,8 +120,17 @@ def cmd_train(args) -> int:
     converged = sum(r["converged"] is not None for r in results)
     print(f"{converged}/{len(results)} seeds converged; wall clock "
           f"{time.perf_counter() - started:.1f} s")
-    (run / "seeds.json").write_text(json.dumps(results, indent=2) + "\n")
+    _write_seed_results(run / "seeds.json", results)
     return 0
+
+
+def _write_seed_results(path: Path, results: list[dict]) -> None:
+    """seeds.json: every seed's result, these replacing earlier ones of the
+    same seeds (resuming one seed keeps the others' results)."""
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    fresh = {r["seed"] for r in results}
+    merged = [r for r in earlier if r["seed"] not in fresh] + results
+    path.write_text(json.dumps(sorted(merged, key=lambda r: r["seed"]), indent=2) + "\n")
 
 
 def _check_buildable(config, source: str) -> None:

@@ -4,8 +4,9 @@ A checkpoint holds one seed's parameters and optimiser state as numbered
 tensors (``params/0007``, ``opt/0003``) in the order of ``jax.tree.leaves`` of
 a skeleton built from the run's config, plus JSON metadata: a format tag, the
 training state (step, data RNG, sliding windows, clock) and the config. Loading
-checks the tag, the leaf count, and every shape and dtype against the skeleton,
-so a foreign or mismatched file fails with a message naming the problem.
+checks the tag, the leaf count, every shape and dtype against the skeleton, and
+the stored config against the run's (`check_config`), so a foreign or
+mismatched file fails with a message naming the problem.
 """
 
 import json
@@ -34,9 +35,18 @@ def save_checkpoint(path: str | Path, params: Any, opt_state: Any, state: dict,
                     config_json: str) -> None:
     """Write params, optimiser state and training `state` (JSON-able) to `path`.
 
-    The file is written to a temporary name in the same directory and renamed
-    over `path`, so a crash never leaves a half-written checkpoint.
+    The file is written to a temporary name in the same directory, flushed to
+    disk and renamed over `path`, so a crash (or power loss) leaves either the
+    old checkpoint or the new one, never a half-written file.
     """
+    commit_checkpoints([write_temporary(path, params, opt_state, state, config_json)])
+
+
+def write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
+                    config_json: str) -> tuple[Path, Path]:
+    """Write a checkpoint for `path` under a temporary name beside it, flushed
+    to disk, with the permissions of a normal new file. Returns (temporary,
+    path) for `commit_checkpoints`."""
     path = Path(path)
     tensors = {**_tensors("params", params), **_tensors("opt", opt_state)}
     meta = {"format": FORMAT, "state": json.dumps(state), "config": config_json}
@@ -44,10 +54,30 @@ def save_checkpoint(path: str | Path, params: Any, opt_state: Any, state: dict,
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp), path
+
+
+def commit_checkpoints(written: list[tuple[Path, Path]]) -> None:
+    """Rename temporary checkpoints (`write_temporary`) over their paths and
+    flush the directories. Writing all of a run's seeds first and renaming
+    them together leaves no seed without its checkpoint if training stops
+    while saving."""
+    for tmp, path in written:
+        os.replace(tmp, path)
+    for directory in {path.parent for _, path in written}:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -68,12 +98,49 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """Nested dicts as {"a.b.c": value}."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_config(path: str | Path, meta: dict, config, ignore: tuple[str, ...] = (),
+                 sections: tuple[str, ...] | None = None) -> None:
+    """Raise CheckpointError unless the config stored in the checkpoint equals
+    `config` (a RunConfig) in every field except those in `ignore` (dotted
+    names such as "train.max_steps"), looking only at `sections` if given."""
+    from mannlab.config import parse_config
+
+    try:
+        stored = parse_config(json.loads(meta["config"]))
+    except (KeyError, ValueError) as err:  # ConfigError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"{path}: its stored config is unreadable ({err})") from None
+    old, new = _flat(stored.model_dump(mode="json")), _flat(config.model_dump(mode="json"))
+    for key in sorted(old.keys() | new.keys()):
+        if key in ignore or (sections and key.split(".")[0] not in sections):
+            continue
+        if old.get(key) != new.get(key):
+            raise CheckpointError(f"{path}: written with {key}={old.get(key)!r}, but the run's "
+                                  f"config has {key}={new.get(key)!r}: the checkpoint belongs "
+                                  "to another configuration")
+
+
 def _fill(path: Path, prefix: str, skeleton: Any, tensors: dict) -> Any:
     leaves, treedef = jax.tree.flatten(skeleton)
     names = sorted(k for k in tensors if k.startswith(prefix + "/"))
     if len(names) != len(leaves):
         raise CheckpointError(f"{path}: {prefix} has {len(names)} tensors, the config's model "
                               f"needs {len(leaves)}: the checkpoint belongs to another model")
+    expected = [f"{prefix}/{i:04d}" for i in range(len(leaves))]
+    if names != expected:
+        unexpected = next(n for n in names if n not in expected)
+        raise CheckpointError(f"{path}: unexpected tensor name {unexpected!r} (expected "
+                              f"{prefix}/0000 to {expected[-1]})")
     out = []
     for i, leaf in enumerate(leaves):
         arr = tensors[f"{prefix}/{i:04d}"]
@@ -85,10 +152,14 @@ def _fill(path: Path, prefix: str, skeleton: Any, tensors: dict) -> Any:
     return jax.tree.unflatten(treedef, out)
 
 
-def load_params(path: str | Path, params_skeleton: Any) -> Any:
-    """Only the parameters (for evaluation: any optimiser state may be stored)."""
+def load_params(path: str | Path, params_skeleton: Any, config=None) -> Any:
+    """Only the parameters (for evaluation: any optimiser state may be stored).
+    With `config`, its model section must be the one the checkpoint was
+    written with."""
     path = Path(path)
-    read_metadata(path)
+    meta = read_metadata(path)
+    if config is not None:
+        check_config(path, meta, config, sections=("model",))
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
@@ -96,10 +167,15 @@ def load_params(path: str | Path, params_skeleton: Any) -> Any:
     return _fill(path, "params", params_skeleton, tensors)
 
 
-def load_checkpoint(path: str | Path, params_skeleton: Any, opt_skeleton: Any):
-    """Load into the shapes of the skeletons: (params, opt_state, state dict)."""
+def load_checkpoint(path: str | Path, params_skeleton: Any, opt_skeleton: Any, config=None,
+                    may_differ: tuple[str, ...] = ()):
+    """Load into the shapes of the skeletons: (params, opt_state, state dict).
+    With `config`, the checkpoint's stored config must equal it except in the
+    fields `may_differ` (`check_config`)."""
     path = Path(path)
     meta = read_metadata(path)
+    if config is not None:
+        check_config(path, meta, config, ignore=may_differ)
     try:
         tensors = load_file(str(path))
         state = json.loads(meta["state"])

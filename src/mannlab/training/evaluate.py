@@ -23,7 +23,7 @@ def load_models(config: RunConfig, task, seed_dirs: list[Path]):
     for d in seed_dirs:
         model = build_model(config, task, seed_of(d))
         params, static = eqx.partition(model, eqx.is_array)
-        loaded = load_params(d / CHECKPOINT_FILE, params)
+        loaded = load_params(d / CHECKPOINT_FILE, params, config)
         params_list.append(loaded)
     return stack_trees(params_list), static
 

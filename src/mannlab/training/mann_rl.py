@@ -61,7 +61,7 @@ from mannlab.models.mann_rl import StepRecord as StepRecordLike
 from mannlab.models.mann_rl import group_filter
 from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mannlab.training.optimizer import make_optimizer
-from mannlab.training.rundir import CHECKPOINT_FILE, model_summary, seed_dir
+from mannlab.training.rundir import BUDGET_FIELDS, CHECKPOINT_FILE, model_summary, seed_dir
 from mannlab.training.step import make_eval_step
 from mannlab.training.trainer import SeedProgress, SeedResult, build_model
 
@@ -326,7 +326,8 @@ class MannRLTrainer:
             if not path.exists():
                 continue
             params, (a, m, h), state = load_checkpoint(
-                path, st.params, (st.action_opt, st.memory_opt, st.history))
+                path, st.params, (st.action_opt, st.memory_opt, st.history), self.config,
+                BUDGET_FIELDS)
             st.params = jax.tree.map(jnp.asarray, params)
             st.action_opt, st.memory_opt = (jax.tree.map(jnp.asarray, a),
                                             jax.tree.map(jnp.asarray, m))

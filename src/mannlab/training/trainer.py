@@ -24,9 +24,14 @@ import numpy as np
 from mannlab.config import RunConfig
 from mannlab.models.embedded import wrap_for_task
 from mannlab.tasks.base import Batch, stack_chunk
-from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
+from mannlab.training.checkpoint import (
+    CheckpointError,
+    commit_checkpoints,
+    load_checkpoint,
+    write_temporary,
+)
 from mannlab.training.optimizer import make_optimizer
-from mannlab.training.rundir import CHECKPOINT_FILE, model_summary, seed_dir
+from mannlab.training.rundir import BUDGET_FIELDS, CHECKPOINT_FILE, model_summary, seed_dir
 from mannlab.training.step import make_eval_step, make_train_step
 
 HELDOUT_CHUNK = 100
@@ -66,14 +71,17 @@ class SeedProgress:
     last_eval: dict | None = None
     windows: dict = field(default_factory=dict)
     _writer: object = field(default=None, repr=False)
+    _resumed: bool = field(default=False, repr=False)
 
     @property
     def writer(self):
-        """This seed's TensorBoard writer (its directory is one TensorBoard run)."""
+        """This seed's TensorBoard writer (its directory is one TensorBoard run;
+        after a resume, events logged past the checkpoint's step are purged)."""
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(logdir=str(self.dir), flush_secs=10)
+            self._writer = SummaryWriter(logdir=str(self.dir), flush_secs=10,
+                                         purge_step=self.step + 1 if self._resumed else None)
         return self._writer
 
     def log(self, record: dict) -> None:
@@ -105,10 +113,21 @@ class SeedProgress:
                 "windows": {k: list(v) for k, v in self.windows.items()}}
 
     def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's `state`: records that training logged
+        after that checkpoint (before it stopped) are dropped from
+        metrics.jsonl, and from TensorBoard when it next writes, as they will
+        be logged again."""
         self.step, self.seconds = state["step"], state["seconds"]
         self.rng.bit_generator.state = state["rng"]
         self.converged, self.last_eval = state["converged"], state["last_eval"]
         self.windows = {k: deque(v, maxlen=self.window) for k, v in state["windows"].items()}
+        self._resumed = True
+        metrics = self.dir / "metrics.jsonl"
+        if metrics.exists():
+            lines = metrics.read_text().splitlines()
+            kept = [line for line in lines if json.loads(line)["step"] <= self.step]
+            if len(kept) < len(lines):
+                metrics.write_text("".join(line + "\n" for line in kept))
 
 
 @dataclass
@@ -160,17 +179,25 @@ class Trainer:
         paths = [p.dir / CHECKPOINT_FILE for p in self.seeds]
         if not any(p.exists() for p in paths):
             return
+        missing = [p.dir.name for p, path in zip(self.seeds, paths) if not path.exists()]
+        if missing:
+            raise CheckpointError(
+                f"{self.run_dir}: {', '.join(missing)} have no checkpoint but other seeds do; "
+                f"resume the others one by one (--resume {self.run_dir}/seed-K)")
         p_skel, o_skel = unstack_tree(self.params, 0), unstack_tree(self.opt_state, 0)
-        loaded = [load_checkpoint(path, p_skel, o_skel) for path in paths]
+        loaded = [load_checkpoint(path, p_skel, o_skel, self.config, BUDGET_FIELDS)
+                  for path in paths]
         self.params = stack_trees([lp[0] for lp in loaded])
         self.opt_state = stack_trees([lp[1] for lp in loaded])
         for progress, (_, _, state) in zip(self.seeds, loaded):
             progress.restore(state)
 
     def save(self) -> None:
-        for i, p in enumerate(self.seeds):
-            save_checkpoint(p.dir / CHECKPOINT_FILE, unstack_tree(self.params, i),
-                            unstack_tree(self.opt_state, i), p.to_json(), self.config_json)
+        """Every seed's checkpoint, all written before any replaces its old one."""
+        commit_checkpoints([write_temporary(p.dir / CHECKPOINT_FILE, unstack_tree(self.params, i),
+                                            unstack_tree(self.opt_state, i), p.to_json(),
+                                            self.config_json)
+                            for i, p in enumerate(self.seeds)])
 
     # ------------------------------------------------------------ evaluation
     def heldout(self):
