@@ -20,7 +20,10 @@ def test_shipped_configs_are_valid():
 
 @pytest.mark.parametrize("text, message", [
     ("task: {name: copy}\nmodel: {name: ntm, memory_size: many}\n",
-     r"model\..*memory_size: .*'many'"),
+     r"c.yaml: model.memory_size: .*'many'"),  # named as an override names it
+    ("task: {name: copy}\nmodel: {name: ntm}\ntrain: {batch_size: true}\n",
+     r"train.batch_size: .*integer.*True"),  # no coercion of booleans to numbers
+    ("task: {name: copy, max_length: '5'}\nmodel: {name: ntm}\n", r"task.max_length.*'5'"),
     ("task: {name: cpy}\nmodel: {name: ntm}\n", r"task: .*'cpy'"),
     ("task: {name: copy}\nmodel: {name: ntm, memory_sise: 3}\n", r"memory_sise.*Extra"),
     ("task: {name: copy}\nmodel: {name: ntm}\ntrain: {learning_rate: -1}\n",
@@ -42,6 +45,13 @@ def test_overrides_are_typed_and_checked(tmp_path):
         load_config(path, ["train.batch_size"])
     with pytest.raises(ConfigError, match="batch_size"):
         load_config(path, ["train.batch_size=0"])
+
+
+def test_exponents_are_numbers_in_files_and_overrides(tmp_path):
+    """YAML 1.1 (PyYAML) reads 1e-3 as a string; configs read it as YAML 1.2 does."""
+    path = write(tmp_path, "task: {name: copy}\nmodel: {name: ntm}\ntrain: {learning_rate: 3e-4}\n")
+    assert load_config(path).train.learning_rate == 3e-4
+    assert load_config(path, ["train.learning_rate=1e-3"]).train.learning_rate == 1e-3
 
 
 def test_missing_file():

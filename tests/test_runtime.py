@@ -53,7 +53,22 @@ def test_a_user_who_turns_huge_pages_off_gets_no_restart():
 
 def test_the_program_entry_restarts_and_runs_the_command():
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-m", "mannlab.cli", "--help"], env=env,
+    code = ("import atexit, os, sys; atexit.register(lambda: print('tunables', "
+            "os.environ.get('GLIBC_TUNABLES'))); sys.argv = ['mannlab', '--help']; "
+            "from mannlab.cli import entry; entry()")
+    out = subprocess.run([sys.executable, "-c", code], env=env,
                          capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert "train a model from a YAML config" in out.stdout
+    restarted = "tunables glibc.malloc.hugetlb=1" in out.stdout
+    assert restarted == GLIBC_LINUX, out.stdout[-200:]
+
+
+def test_single_thread_flags_join_a_users_xla_flags():
+    from mannlab.runtime import SINGLE_THREAD_FLAGS, flags_with_single_thread
+
+    assert flags_with_single_thread("") == SINGLE_THREAD_FLAGS
+    assert flags_with_single_thread("--xla_dump_to=/tmp/d") == (
+        f"--xla_dump_to=/tmp/d {SINGLE_THREAD_FLAGS}")
+    mine = "--xla_cpu_multi_thread_eigen=true"
+    assert flags_with_single_thread(mine) == mine

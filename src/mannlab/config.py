@@ -6,6 +6,7 @@ config knows how to build its object (``build``). Unknown fields are errors,
 and every error names the field and the offending value.
 """
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,10 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """No unknown fields, and no coercion: `true` is not an int, "5" is not a
+    number (an int is accepted where a float is expected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # ---------------------------------------------------------------- tasks
@@ -263,20 +267,42 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading 1e-3 as a number as YAML 1.2 does (YAML
+    1.1 wants 1.0e-3 and reads 1e-3 as a string)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.?[0-9_]*[eE][-+]?[0-9]+$|"
+               r"^[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?$|"
+               r"^[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?$|"
+               r"^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text with `YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``key.sub=value`` overrides; values are parsed as YAML scalars."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value, e.g. train.batch_size=16")
         key, value = item.split("=", 1)
-        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+        _set_dotted(raw, key.strip(), read_yaml(value))
     return raw
 
 
 def _format(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        loc = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
+        if len(loc) > 2 and loc[0] in ("task", "model"):
+            del loc[1]  # the variant's name (pydantic's union tag): model.ntm.x -> model.x
+        where = ".".join(loc)
         got = e.get("input")
         got = "" if isinstance(got, dict) else f" (got {got!r})"  # a whole section: no echo
         parts.append(f"{where}: {e['msg']}{got}")
@@ -298,7 +324,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Read, override and validate a YAML config file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as err:

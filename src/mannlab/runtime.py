@@ -27,12 +27,20 @@ def configure(threads: str = "single", cache_dir: str | None = None) -> None:
       cache_dir: persistent compilation cache; default ~/.cache/mannlab/jax.
         Compiled programs are reused across runs with the same shapes.
     """
-    if threads == "single" and "XLA_FLAGS" not in os.environ:
-        os.environ["XLA_FLAGS"] = SINGLE_THREAD_FLAGS
+    if threads == "single":
+        os.environ["XLA_FLAGS"] = flags_with_single_thread(os.environ.get("XLA_FLAGS", ""))
     cache = cache_dir or os.environ.get("MANNLAB_JAX_CACHE",
                                         str(Path.home() / ".cache" / "mannlab" / "jax"))
     if cache != "off":
         use_compilation_cache(cache)
+
+
+def flags_with_single_thread(flags: str) -> str:
+    """XLA_FLAGS `flags` plus the single-thread flags, unless they already set
+    XLA's CPU threading (the user's choice stands)."""
+    if "xla_cpu_multi_thread_eigen" in flags or "intra_op_parallelism_threads" in flags:
+        return flags
+    return f"{flags} {SINGLE_THREAD_FLAGS}".strip()
 
 
 def use_compilation_cache(cache_dir: str) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import numpy as np
-import yaml
 
 from mannlab.config import (
     ConfigError,
@@ -26,6 +25,7 @@ from mannlab.config import (
     dump_config,
     load_config,
     parse_config,
+    read_yaml,
 )
 
 CONFIG_FILE = "config.yaml"
@@ -83,7 +83,7 @@ def extend_budget(run: Path, overrides: list[str]) -> RunConfig:
     for item in overrides:
         if item.split("=", 1)[0].strip() not in BUDGET_FIELDS:
             raise ConfigError(f"--resume accepts only {', '.join(BUDGET_FIELDS)}; got {item!r}")
-    raw = apply_overrides(yaml.safe_load((run / CONFIG_FILE).read_text()), overrides)
+    raw = apply_overrides(read_yaml((run / CONFIG_FILE).read_text()), overrides)
     config = parse_config(raw, str(run / CONFIG_FILE))
     (run / CONFIG_FILE).write_text(dump_config(config))
     return config
