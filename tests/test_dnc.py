@@ -105,11 +105,12 @@ def test_padding_is_inert():
     for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(prefix)):
         np.testing.assert_allclose(a[1:2], b, atol=1e-5)
 
-    def loss(xs):
-        ys, _ = model(xs, model.init_state(B), mask)
-        return jnp.sum(ys * mask[..., None])
+    def loss(xs):  # the final state too: padded inputs could reach it, not earlier outputs
+        ys, final = model(xs, model.init_state(B), mask)
+        return jnp.sum(ys * mask[..., None]) + sum(jnp.sum(x) for x in jax.tree.leaves(final))
 
     g = jax.grad(loss)(xs)
+    assert np.abs(g[:4, 1]).max() > 0
     np.testing.assert_allclose(g[4:, 1], 0.0)
 
 

@@ -38,7 +38,7 @@ def test_small_dnc_learns_short_copy():
         params, opt_state, _ = step(params, opt_state, task.sample(rng, 32))
         if i % 100 == 99:
             error = float(evaluate(params, heldout))
-            if error < 0.05 or time.perf_counter() - start > 60:
+            if error < 0.05:
                 break
     print(f"steps {i + 1}, {time.perf_counter() - start:.1f} s, bits wrong {error:.3f}")
     assert error < 0.05, f"bits wrong per sequence {error} after {i + 1} steps"

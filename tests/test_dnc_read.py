@@ -26,8 +26,8 @@ def test_mask_of_ones_is_plain_content_lookup():
 
 
 def test_mask_ignores_the_value_part():
-    # rows share the key half [1, 0] but differ in the value half; the query's
-    # value half matches row 2 only. Masking the value part makes rows 0-1 tie.
+    # rows 0 and 1 share the key half [1, 0] but differ in the value half; the
+    # query equals row 0. Masking the value part makes rows 0-1 tie.
     memory = jnp.array([[1.0, 0, 5, 5], [1.0, 0, -5, 5], [0.0, 1, 0, 0]])
     key = jnp.array([[1.0, 0, 5, 5]])
     mask = jnp.array([[1.0, 1, 0, 0]])

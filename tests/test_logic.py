@@ -2,7 +2,6 @@
 
 import json
 import lzma
-import time
 
 import equinox as eqx
 import jax
@@ -160,7 +159,7 @@ def test_real_data_file():
 
 
 def test_lstm_learns_logic_above_chance():
-    """A small LSTM, plain jitted optax loop, up to 8 s: symbol F1 on the held-out
+    """A small LSTM, plain jitted optax loop, 250 steps: symbol F1 on the held-out
     split far above the majority-symbol rate (~0.42), answers above chance."""
     from mannlab.models.lstm import LSTM
 
@@ -185,11 +184,10 @@ def test_lstm_learns_logic_above_chance():
         return m(b.inputs, m.init_state(b.inputs.shape[1]), b.step_mask)[0]
 
     rng = np.random.default_rng(0)
-    start, steps = time.time(), 0
-    while time.time() - start < 8 and steps < 250:
+    steps = 250
+    for _ in range(steps):
         b = jax.tree.map(jnp.asarray, task.sample(rng, 32))
         model, state, _loss = step(model, state, b)
-        steps += 1
     outs = [(np.asarray(forward(model, jax.tree.map(jnp.asarray, b))), b)
             for b in task.eval_batches(100)]
     scores = task.symbol_scores(outs)
