@@ -47,6 +47,12 @@ def test_overrides_are_typed_and_checked(tmp_path):
         load_config(path, ["train.batch_size=0"])
 
 
+def test_mann_rl_runs_one_step_per_call(tmp_path):
+    path = write(tmp_path, "task: {name: logic, source: generator}\nmodel: {name: mann_rl}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: train.steps_per_call: .*one step.*got 5\)$"):
+        load_config(path, ["train.steps_per_call=5"])
+
+
 def test_exponents_are_numbers_in_files_and_overrides(tmp_path):
     """YAML 1.1 (PyYAML) reads 1e-3 as a string; configs read it as YAML 1.2 does."""
     path = write(tmp_path, "task: {name: copy}\nmodel: {name: ntm}\ntrain: {learning_rate: 3e-4}\n")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mannlab.tasks.copy import CopyTask
-from mannlab.viz.figures import figure_title, sequence_figure, sequence_panels
+from mannlab.viz.figures import end_of_input, figure_title, sequence_figure, sequence_panels
 from mannlab.viz.tensorboard import panel_image
 
 N, M = 128, 20
@@ -100,6 +100,9 @@ def test_dnc_fields_are_drawn():
             "read_weights_1", "memory_before", "memory_after", "links"} <= set(panels)
     assert panels["read_modes_0"].yticklabels == ("backward", "content", "forward")
     assert panels["links"].image.shape == (16, 16) and panels["links"].kind == "snapshot"
+    end = end_of_input(batch.loss_mask[:, 0], T)  # copy of 5: input, delimiter, answer
+    assert end == 5 and batch.loss_mask[end, 0] == 0 and batch.loss_mask[end + 1, 0] == 1
+    np.testing.assert_array_equal(panels["links"].image, trace.link[end])
     assert panels["usage"].image.shape == (16, T)
     fig = sequence_figure(batch, probs, trace, figure_title_stub(), memory_before=None)
     assert any(ax.get_title(loc="left").startswith("link matrix") for ax in fig.axes)

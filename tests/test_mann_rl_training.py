@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from mannlab.cli import main
+from mannlab.models.mann_rl import StepRecord
 from mannlab.training.checkpoint import load_checkpoint
 from mannlab.training.mann_rl import (
     History,
     MannRLTrainer,
-    StepRecordLike,
     cycle_phase,
     empty_history,
     ends_cycle,
@@ -92,7 +92,7 @@ def test_target_side_is_a_fixed_target():
 # ---------------------------------------------------------------- the buffer
 def _record(T, B, D=3, I=2, O=2, offset=0.0):
     t = jnp.arange(T, dtype=jnp.float32)[:, None, None] + offset
-    return StepRecordLike(memory=jnp.broadcast_to(t, (T, B, D)),
+    return StepRecord(memory=jnp.broadcast_to(t, (T, B, D)),
                           inputs=jnp.broadcast_to(t, (T, B, I)),
                           outputs=jnp.broadcast_to(t, (T, B, O)))
 
@@ -213,4 +213,4 @@ def test_learns_tiny_logic(tmp_path):
 
 
 def test_history_record_type():
-    assert History._fields[:3] == StepRecordLike._fields
+    assert History._fields[:3] == StepRecord._fields

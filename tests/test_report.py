@@ -91,7 +91,8 @@ def test_report_is_self_contained_and_complete(report, runs):
     # config, model summary, run labels
     assert page.count("<h3>config</h3>") == 2 and page.count("<h3>model summary</h3>") == 2
     assert "memory_size: 16" in page and "hidden_size: 16" in page
-    assert "NTM on copy, length" in page
+    assert "ntm-copy, seed-0: one sequence of length 4 (training length)" in page
+    assert 'class="note"' not in page  # no figure failed
 
 
 def test_report_computes_missing_evaluations(report, runs):

@@ -256,6 +256,13 @@ class RunConfig(Strict):
     train: TrainConfig = TrainConfig()
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _one_step_per_call_for_mann_rl(self):
+        if self.model.name == "mann_rl" and self.train.steps_per_call != 1:
+            raise ValueError(f"train.steps_per_call: MANN-RL's trainer runs one step per call "
+                             f"(got {self.train.steps_per_call})")
+        return self
+
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node = tree
@@ -305,7 +312,8 @@ def _format(err: ValidationError) -> str:
         where = ".".join(loc)
         got = e.get("input")
         got = "" if isinstance(got, dict) else f" (got {got!r})"  # a whole section: no echo
-        parts.append(f"{where}: {e['msg']}{got}")
+        message = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}{got}" if where else message)
     return "; ".join(parts)
 
 

@@ -328,6 +328,3 @@ def group_filter(model, *groups: str):
         lambda p, leaf: eqx.is_array(leaf) and _label(p) in groups, model)
 
 
-def stat_filter(model):
-    """Filter spec: True on BatchNorm running averages."""
-    return group_filter(model, "stat")

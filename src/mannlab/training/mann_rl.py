@@ -57,7 +57,6 @@ import optax
 
 from mannlab.config import MannRLConfig, RunConfig
 from mannlab.models.embedded import Embedded
-from mannlab.models.mann_rl import StepRecord as StepRecordLike
 from mannlab.models.mann_rl import group_filter
 from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mannlab.training.optimizer import make_optimizer
@@ -112,7 +111,7 @@ class History(NamedTuple):
     valid: jnp.ndarray
 
 
-__all__ = ["History", "MannRLTrainer", "StepRecordLike", "cycle_phase", "empty_history",
+__all__ = ["History", "MannRLTrainer", "cycle_phase", "empty_history",
            "ends_cycle", "expected_memory", "pair_mask", "sample_pairs", "smooth_l1",
            "write_slot"]
 

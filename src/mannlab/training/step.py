@@ -2,7 +2,9 @@
 
 A model is split once into its arrays (``params``) and the static rest; the
 steps below work on ``params`` stacked along a leading seed axis S, so
-``--seeds 8`` is one compiled program (``jax.vmap``). Every seed has its own
+several seeds train as one compiled program (``jax.vmap``; ``--seeds 8``
+runs this way on a GPU, and one process per core on a CPU: `seeds.py`).
+Every seed has its own
 data, so batches also carry the seed axis: inputs [S, T, B, I] for one step,
 [K, S, T, B, I] for the K steps of one training call.
 """

@@ -12,7 +12,8 @@ memory before and after share one symmetric scale, and other signed values
 
 Trace fields are drawn by shape: [T, X] and [T, H, X] as heatmaps over time;
 ``memory`` [T, N, M] as the memory after the last step; ``links`` or ``link`` [T, N, N]
-(or [T, H, N, N]) as the link matrix at ``snapshot_step``.
+(or [T, H, N, N]) as the link matrix at the end of the input (the step before
+the first scored one; the last step if every step is scored).
 """
 
 from dataclasses import dataclass
@@ -71,8 +72,14 @@ def _symmetric(*arrays: np.ndarray) -> float:
     return lim or 1.0
 
 
-def sequence_panels(batch, probs, trace, memory_before=None,
-                    snapshot_step: int | None = None) -> list[Panel]:
+def end_of_input(loss_mask: np.ndarray, steps: int) -> int:
+    """The step before the first scored one of a sequence (loss_mask [T]), or
+    the last of its `steps` if it is scored from the start."""
+    scored = np.flatnonzero(np.asarray(loss_mask)[:steps])
+    return int(scored[0]) - 1 if scored.size and scored[0] > 0 else steps - 1
+
+
+def sequence_panels(batch, probs, trace, memory_before=None) -> list[Panel]:
     """Every panel of one traced sequence (batch of one), scales already shared.
 
     Args:
@@ -80,7 +87,6 @@ def sequence_panels(batch, probs, trace, memory_before=None,
       probs: [T, O] output probabilities.
       trace: the model's trace NamedTuple with leaves [T, ...], or () (LSTM).
       memory_before: [N, M] memory before the first step, if the model has one.
-      snapshot_step: time step of the link-matrix snapshot (default: last).
     """
     T = int(np.asarray(batch.step_mask)[:, 0].sum())
     inputs = np.asarray(batch.inputs)[:, 0]
@@ -137,13 +143,14 @@ def sequence_panels(batch, probs, trace, memory_before=None,
     link_name = next((f for f in ("links", "link") if getattr(trace, f, None) is not None), None)
     if link_name is not None and np.ndim(getattr(trace, link_name)) in (3, 4):
         links = np.asarray(getattr(trace, link_name))
-        step = T - 1 if snapshot_step is None else snapshot_step
+        step = end_of_input(np.asarray(batch.loss_mask)[:, 0], T)
         heads = [links[step]] if links.ndim == 3 else [links[step, h] for h in
                                                        range(links.shape[1])]
         for h, link in enumerate(heads):
             suffix = f" (head {h})" if len(heads) > 1 else ""
             snapshots.append(Panel(f"links_{h}" if len(heads) > 1 else "links",
-                                   f"link matrix at step {step}{suffix}", link, "snapshot",
+                                   f"link matrix at step {step}, the end of the input{suffix}",
+                                   link, "snapshot",
                                    "to location", xlabel="from location"))
     return panels + snapshots
 
@@ -173,8 +180,7 @@ def figure_width(steps: int) -> float:
     return float(np.clip(3.0 + steps * 0.095, 9.0, 26.0))
 
 
-def sequence_figure(batch, probs, trace, title: str, snapshot_step: int | None = None,
-                    memory_before=None):
+def sequence_figure(batch, probs, trace, title: str, memory_before=None):
     """A matplotlib Figure of one traced sequence (batch of one).
 
     Args:
@@ -182,11 +188,10 @@ def sequence_figure(batch, probs, trace, title: str, snapshot_step: int | None =
       probs: [T, O] output probabilities.
       trace: the model's trace NamedTuple with leaves [T, ...], or ().
       title: names the model, task and length (see `figure_title`).
-      snapshot_step: time step for the link-matrix snapshot (default: last).
       memory_before: [N, M] memory before the first step (drawn next to the
         memory after the last step, on the same colour scale).
     """
-    panels = sequence_panels(batch, probs, trace, memory_before, snapshot_step)
+    panels = sequence_panels(batch, probs, trace, memory_before)
     rows = [p for p in panels if p.kind == "time"]
     snaps = [p for p in panels if p.kind == "snapshot"]
     T = rows[0].image.shape[1]
@@ -206,17 +211,6 @@ def sequence_figure(batch, probs, trace, title: str, snapshot_step: int | None =
         for j, p in enumerate(snaps):
             _draw(fig, fig.add_subplot(sub[0, j]), p)
     fig.suptitle(title, fontsize=12)
-    return fig
-
-
-def panel_figure(panel: Panel, title: str):
-    """One panel on its own (TensorBoard images), titled `title: panel`."""
-    w = figure_width(panel.image.shape[1]) if panel.kind == "time" else 5.0
-    h = _panel_height(panel) + 0.6 if panel.kind == "time" else 4.0
-    fig = plt.figure(figsize=(min(w, 14.0), h), layout="constrained", dpi=DPI)
-    ax = fig.add_subplot()
-    _draw(fig, ax, panel)
-    ax.set_title(f"{title}: {panel.title}", fontsize=10, loc="left")
     return fig
 
 
