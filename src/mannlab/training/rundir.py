@@ -3,6 +3,7 @@
     RUN/
       config.yaml          the resolved config (what `--resume` and `eval` rebuild from)
       model.txt            model summary with parameter counts
+      seeds.json           every seed's result (what `mannlab train` printed)
       seed-<k>/            one per seed, also one TensorBoard run each
         checkpoint.safetensors
         metrics.jsonl      one JSON object per log interval and per evaluation
