@@ -120,3 +120,14 @@ def test_seed_results_of_a_resumed_seed_replace_only_its_own(tmp_path):
     _write_seed_results(path, [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 10}])
     _write_seed_results(path, [{"seed": 4, "steps": 30}])
     assert json.loads(path.read_text()) == [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 30}]
+
+
+def test_eval_table_of_several_seeds_ends_with_their_median(capsys):
+    from mannlab.cli import _print_table
+
+    result = {"metrics": ["bits_wrong"], "sequences": 10, "seeds": {
+        f"seed-{k}": {"20": {"bits_wrong": v}} for k, v in enumerate([1.0, 30.0, 2.0])}}
+    _print_table(result)
+    median_row = [line for line in capsys.readouterr().out.splitlines() if "median" in line]
+    assert len(median_row) == 1 and "median of 3" in median_row[0]
+    assert median_row[0].split("│")[-2].strip() == "2"
