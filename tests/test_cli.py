@@ -58,6 +58,10 @@ def test_field_combinations_and_existing_run_dirs_fail_before_anything_is_writte
     err = capsys.readouterr().err.strip()
     assert "min_length" in err and "5" in err and len(err.splitlines()) == 1
     assert not run.exists()
+    assert main(["train", str(tiny_yaml(tmp_path)), "model.shared_head=true",
+                 "model.read_heads=2", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "shared_head" in err and len(err.splitlines()) == 1 and not run.exists()
     run.mkdir()
     assert main(["train", str(tiny_yaml(tmp_path)), "--run-dir", str(run)]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -131,3 +135,7 @@ def test_eval_table_of_several_seeds_ends_with_their_median(capsys):
     median_row = [line for line in capsys.readouterr().out.splitlines() if "median" in line]
     assert len(median_row) == 1 and "median of 3" in median_row[0]
     assert median_row[0].split("│")[-2].strip() == "2"
+    result["seeds"]["seed-0"]["20"]["bits_wrong"] = float("nan")  # a diverged seed
+    _print_table(result)
+    median_row = [line for line in capsys.readouterr().out.splitlines() if "median" in line]
+    assert median_row[0].split("│")[-2].strip() == "nan"

@@ -1,7 +1,6 @@
 """Trainer: vmapped seeds equal lone runs, checkpoints round-trip, resume is exact."""
 
 import json
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -138,11 +137,10 @@ def test_checkpoint_round_trip_and_atomic_write(tmp_path, monkeypatch):
     assert_trees_close(p2, params, 0)
     assert_trees_close(o2, opt, 0)
 
-    def fail(tensors, filename, metadata):  # a crash while writing
-        Path(filename).write_bytes(b"half")
+    def fail(fd):  # a crash while the new file is being written
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint, "save_file", fail)
+    monkeypatch.setattr(checkpoint.os, "fsync", fail)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, params, opt, {"step": 8}, "{}")
     assert load_checkpoint(path, params, opt)[2] == {"step": 7}  # the old one, intact
@@ -180,6 +178,60 @@ def test_resume_drops_records_logged_after_the_checkpoint(tmp_path):
     train_steps = [r["step"] for r in records if r["split"] == "train"]
     assert train_steps == [10, 20, 30, 40]
     assert all(r["loss"] > 0 for r in records if r["split"] == "train")
+
+
+def tensorboard_steps(seed_dir, tag: str) -> list[int]:
+    """Steps of `tag` in a seed's event files as TensorBoard shows them: a
+    session restart at step s (a writer's purge_step) hides earlier events at
+    steps >= s."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    steps = []
+    for path in sorted(seed_dir.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            if event.HasField("session_log") and event.session_log.status == 1:  # START
+                steps = [s for s in steps if s < event.step]
+            steps += [event.step for v in event.summary.value if v.tag == tag]
+    return steps
+
+
+def test_resume_after_a_crash_logs_each_step_once(tmp_path):
+    """A run that logged step 30 and stopped before checkpointing it resumes
+    from step 20: metrics.jsonl and TensorBoard show steps 10-40 once each, and
+    a line the crash left half-written is dropped."""
+    run, ckpt = tmp_path / "run", tmp_path / "run/seed-3/checkpoint.safetensors"
+    create_run(run, tiny_config(max_steps=20), [3])
+    Trainer(run, tiny_config(max_steps=20), [3]).train()
+    at_20 = ckpt.read_bytes()
+    Trainer(run, tiny_config(max_steps=30), [3]).train()  # logs step 30 ...
+    ckpt.write_bytes(at_20)  # ... but its checkpoint never reached the disk
+    with open(run / "seed-3/metrics.jsonl", "a") as f:
+        f.write('{"split": "train", "st')
+    Trainer(run, tiny_config(max_steps=40), [3]).train()
+    records = [json.loads(line) for line in (run / "seed-3/metrics.jsonl").read_text()
+               .splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [10, 20, 30, 40]
+    assert tensorboard_steps(run / "seed-3", "train/loss") == [10, 20, 30, 40]
+
+
+def test_a_seed_restarted_without_checkpoint_drops_what_it_logged(tmp_path):
+    """A seed process stopped before its first checkpoint starts again from
+    step 0 (as `--seeds` in processes does): its old records go."""
+    run = tmp_path / "run"
+    create_run(run, tiny_config(max_steps=20), [3])
+    Trainer(run, tiny_config(max_steps=20), [3]).train()
+    (run / "seed-3/checkpoint.safetensors").unlink()
+    Trainer(run, tiny_config(max_steps=20), [3]).train()
+    records = [json.loads(line) for line in (run / "seed-3/metrics.jsonl").read_text()
+               .splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [10, 20]
+    assert tensorboard_steps(run / "seed-3", "train/loss") == [10, 20]
 
 
 def test_a_seed_without_checkpoint_among_seeds_with_one_is_a_clear_error(tmp_path):

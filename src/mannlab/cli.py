@@ -9,6 +9,7 @@
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -78,9 +79,13 @@ def _print_table(result: dict) -> None:
         table.add_section()
         for length in seeds[0]:
             table.add_row(f"median of {len(seeds)}", length,
-                          *(f"{statistics.median(s[length][n] for s in seeds):.4g}"
-                            for n in names))
+                          *(f"{_median([s[length][n] for s in seeds]):.4g}" for n in names))
     Console().print(table)
+
+
+def _median(values: list[float]) -> float:
+    """The median, NaN if any value is NaN (a diverged seed is not skipped)."""
+    return math.nan if any(math.isnan(v) for v in values) else statistics.median(values)
 
 
 def cmd_train(args) -> int:
@@ -142,15 +147,24 @@ def _write_seed_results(path: Path, results: list[dict]) -> None:
 
 
 def _check_buildable(config, source: str) -> None:
-    """Build the task and a model once, before the run directory is made, so
-    that a combination of fields the task or model rejects (or a missing data
-    file) is a one-line ConfigError and leaves nothing behind."""
+    """Build the task, and the model's shapes, once before the run directory
+    is made, so that a combination of fields the task or model rejects (or a
+    missing or damaged data file) is a one-line ConfigError and leaves nothing
+    behind."""
+    import lzma
+
+    import equinox as eqx
+    import jax
+
     from mannlab.config import ConfigError
-    from mannlab.training.trainer import build_model
 
     try:
-        build_model(config, config.task.build(), config.seed)
-    except (ValueError, OSError) as err:
+        task = config.task.build()
+        # token-id tasks put an embedding in front: any input size checks the model
+        inputs = task.input_size if getattr(task, "vocab_size", None) is None else 1
+        eqx.filter_eval_shape(config.model.build, inputs, task.output_size,
+                              jax.random.key(config.seed))
+    except (ValueError, OSError, EOFError, lzma.LZMAError) as err:
         raise ConfigError(f"{source}: {err}") from None
 
 

@@ -279,13 +279,24 @@ class YamlLoader(yaml.SafeLoader):
     1.1 wants 1.0e-3 and reads 1e-3 as a string)."""
 
 
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.?[0-9_]*[eE][-+]?[0-9]+$|"
-               r"^[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?$|"
-               r"^[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?$|"
-               r"^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
-    list("-+0123456789."))
+YAML12_FLOAT = re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"
+    r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$")
+"""A number with a digit before or after an optional point and an optional
+exponent (1e-3, 3., .5, 1_000.5), or .inf / .nan. Plain integers also match,
+but PyYAML's int rule, checked first, keeps them ints."""
+
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT,
+                                 list("-+0123456789."))
+
+
+class YamlDumper(yaml.SafeDumper):
+    """Writes strings that `YamlLoader` would read as numbers (e.g. a path
+    named 2e3) in quotes, so that a saved config reads back the same."""
+
+
+YamlDumper.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT,
+                                 list("-+0123456789."))
 
 
 def read_yaml(text: str) -> Any:
@@ -299,7 +310,12 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value, e.g. train.batch_size=16")
         key, value = item.split("=", 1)
-        _set_dotted(raw, key.strip(), read_yaml(value))
+        try:
+            parsed = read_yaml(value)
+        except (yaml.YAMLError, ValueError) as err:
+            raise ConfigError(f"override {item!r}: not a YAML value "
+                              f"({str(err).splitlines()[0]})") from None
+        _set_dotted(raw, key.strip(), parsed)
     return raw
 
 
@@ -341,4 +357,4 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
 
 
 def dump_config(config: RunConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    return yaml.dump(config.model_dump(mode="json"), Dumper=YamlDumper, sort_keys=False)

@@ -11,14 +11,14 @@ mismatched file fails with a message naming the problem.
 
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 FORMAT = "mannlab-checkpoint/1"
 
@@ -50,19 +50,20 @@ def write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
     path = Path(path)
     tensors = {**_tensors("params", params), **_tensors("opt", opt_state)}
     meta = {"format": FORMAT, "state": json.dumps(state), "config": config_json}
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    data = save(tensors, metadata=meta)
+    tmp = path.parent / f".ckpt-{uuid.uuid4().hex}.tmp"
     try:
-        save_file(tensors, tmp, metadata=meta)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        with open(tmp, "rb+") as f:
+        # created as any new file (0666 less the umask; safetensors' own
+        # writer and mkstemp make 0600 files)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
             os.fsync(f.fileno())
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(tmp), path
+    return tmp, path
 
 
 def commit_checkpoints(written: list[tuple[Path, Path]]) -> None:
@@ -73,11 +74,24 @@ def commit_checkpoints(written: list[tuple[Path, Path]]) -> None:
     for tmp, path in written:
         os.replace(tmp, path)
     for directory in {path.parent for _, path in written}:
+        _sync_directory(directory)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Flush a directory's entries (the renames) to disk, where the platform
+    and file system allow it (POSIX; best effort)."""
+    if os.name != "posix":
+        return
+    try:
         fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # e.g. EINVAL: the file system does not sync directories
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_metadata(path: str | Path) -> dict:

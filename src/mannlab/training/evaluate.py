@@ -28,6 +28,12 @@ def load_models(config: RunConfig, task, seed_dirs: list[Path]):
     return stack_trees(params_list), static
 
 
+def has_length(task, length: int) -> bool:
+    """`task.has_length(length)`; True for a task that does not say."""
+    check = getattr(task, "has_length", None)
+    return True if check is None else bool(check(length))
+
+
 def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
                    sequences: int = 1000, chunk: int = 250, **task_kwargs) -> dict:
     """Mean metrics per seed at each fixed length.
@@ -45,8 +51,8 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
     from mannlab.config import ConfigError
 
     task = config.task.build()
-    skipped = [n for n in lengths if not task.has_length(n)]
-    lengths = [n for n in lengths if task.has_length(n)]
+    skipped = [n for n in lengths if not has_length(task, n)]
+    lengths = [n for n in lengths if has_length(task, n)]
     if not lengths:
         raise ConfigError(f"--lengths: the {config.task.name} task has no sequence of length "
                           f"{' or '.join(map(str, skipped))}")
@@ -83,7 +89,7 @@ def trace_sequence(config: RunConfig, seed_dir: Path, length: int, sample_seed: 
     from mannlab.config import ConfigError
 
     task = config.task.build()
-    if not task.has_length(length):
+    if not has_length(task, length):
         raise ConfigError(f"--length: the {config.task.name} task has no sequence of length "
                           f"{length}")
     params, static = load_models(config, task, [seed_dir])

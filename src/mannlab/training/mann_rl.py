@@ -323,6 +323,7 @@ class MannRLTrainer:
         for p, st in zip(self.seeds, self.states):
             path = p.dir / CHECKPOINT_FILE
             if not path.exists():
+                p.start_afresh()
                 continue
             params, (a, m, h), state = load_checkpoint(
                 path, st.params, (st.action_opt, st.memory_opt, st.history), self.config,

@@ -11,6 +11,7 @@ stop at the step or time budget.
 """
 
 import json
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -71,17 +72,18 @@ class SeedProgress:
     last_eval: dict | None = None
     windows: dict = field(default_factory=dict)
     _writer: object = field(default=None, repr=False)
-    _resumed: bool = field(default=False, repr=False)
+    _purge_step: int | None = field(default=None, repr=False)
 
     @property
     def writer(self):
         """This seed's TensorBoard writer (its directory is one TensorBoard run;
-        after a resume, events logged past the checkpoint's step are purged)."""
+        events an earlier, stopped process logged past where this one starts
+        are hidden: `restore`, `start_afresh`)."""
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
             self._writer = SummaryWriter(logdir=str(self.dir), flush_secs=10,
-                                         purge_step=self.step + 1 if self._resumed else None)
+                                         purge_step=self._purge_step)
         return self._writer
 
     def log(self, record: dict) -> None:
@@ -121,13 +123,36 @@ class SeedProgress:
         self.rng.bit_generator.state = state["rng"]
         self.converged, self.last_eval = state["converged"], state["last_eval"]
         self.windows = {k: deque(v, maxlen=self.window) for k, v in state["windows"].items()}
-        self._resumed = True
+        self._drop_records_after(self.step)
+
+    def start_afresh(self) -> None:
+        """Begin at step 0 in a seed directory that has no checkpoint: what a
+        process stopped before its first checkpoint logged is dropped."""
+        if (self.dir / "metrics.jsonl").exists() or any(self.dir.glob("events.out.tfevents.*")):
+            self._drop_records_after(0)
+
+    def _drop_records_after(self, step: int) -> None:
+        """Keep the metrics.jsonl records up to `step` (and lines a stopped
+        process left half-written go), rewriting the file atomically; hide
+        TensorBoard events after `step`."""
+        self._purge_step = step + 1
         metrics = self.dir / "metrics.jsonl"
-        if metrics.exists():
-            lines = metrics.read_text().splitlines()
-            kept = [line for line in lines if json.loads(line)["step"] <= self.step]
-            if len(kept) < len(lines):
-                metrics.write_text("".join(line + "\n" for line in kept))
+        if not metrics.exists():
+            return
+        lines = metrics.read_text().splitlines()
+        kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
+        if len(kept) < len(lines):
+            tmp = metrics.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, metrics)
+
+
+def _step_of(line: str) -> int | None:
+    """The step of a metrics.jsonl line, None if the line is not a record."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -178,6 +203,8 @@ class Trainer:
     def _resume_if_possible(self) -> None:
         paths = [p.dir / CHECKPOINT_FILE for p in self.seeds]
         if not any(p.exists() for p in paths):
+            for p in self.seeds:
+                p.start_afresh()
             return
         missing = [p.dir.name for p, path in zip(self.seeds, paths) if not path.exists()]
         if missing:
@@ -193,11 +220,20 @@ class Trainer:
             progress.restore(state)
 
     def save(self) -> None:
-        """Every seed's checkpoint, all written before any replaces its old one."""
-        commit_checkpoints([write_temporary(p.dir / CHECKPOINT_FILE, unstack_tree(self.params, i),
-                                            unstack_tree(self.opt_state, i), p.to_json(),
-                                            self.config_json)
-                            for i, p in enumerate(self.seeds)])
+        """Every seed's checkpoint, all written before any replaces its old one
+        (if writing one fails, the others' temporary files are removed)."""
+        written = []
+        try:
+            for i, p in enumerate(self.seeds):
+                written.append(write_temporary(p.dir / CHECKPOINT_FILE,
+                                               unstack_tree(self.params, i),
+                                               unstack_tree(self.opt_state, i), p.to_json(),
+                                               self.config_json))
+        except BaseException:
+            for tmp, _ in written:
+                tmp.unlink(missing_ok=True)
+            raise
+        commit_checkpoints(written)
 
     # ------------------------------------------------------------ evaluation
     def heldout(self):
