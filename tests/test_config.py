@@ -78,3 +78,12 @@ def test_boundaries_must_be_multiples_of_steps_per_call():
         parse_config({"task": {"name": "copy"}, "model": {"name": "lstm"},
                       "train": {"log_every": 10, "eval_every": 20, "checkpoint_every": 20,
                                 "steps_per_call": 4}})
+
+
+def test_yaml_numbers_need_a_digit_and_saved_configs_read_back_the_same():
+    from mannlab.config import dump_config, read_yaml
+
+    assert [read_yaml(t) for t in ("1e-3", ".5", "3.", "1_000", ".e5", "-e5", "1.2.3")] == [
+        1e-3, 0.5, 3.0, 1000, ".e5", "-e5", "1.2.3"]
+    config = parse_config({"task": {"name": "sentences", "path": "2e3"}, "model": {"name": "lstm"}})
+    assert parse_config(read_yaml(dump_config(config))) == config
