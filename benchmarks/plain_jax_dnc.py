@@ -20,7 +20,9 @@ It is a benchmark baseline only: no masks, no length buckets, no checks.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from plain_jax_training import OPTIMISER, copy_cost, make_train_step
+
+__all__ = ["OPTIMISER", "init_params", "train_step"]  # what throughput.py uses
 
 N, W, R, HIDDEN, BITS = 128, 20, 4, 100, 8
 # read keys, read strengths, write key, write strength, erase, write vector,
@@ -104,16 +106,7 @@ def _loss(params, inputs, targets, mask):
     z = lambda *shape: jnp.zeros((b,) + shape)
     carry = (z(HIDDEN), z(HIDDEN), z(N, W), z(N), z(N, N), z(N), z(R, N), z(N), z(R, W))
     _, logits = jax.lax.scan(lambda carry, x: _time_step(params, carry, x), carry, inputs)
-    cost = optax.sigmoid_binary_cross_entropy(logits, targets).sum(-1)
-    return jnp.sum(cost * mask) / b / np.log(2.0)
+    return copy_cost(logits, targets, mask)
 
 
-OPTIMISER = optax.chain(optax.clip(10.0), optax.rmsprop(1e-4, decay=0.95, momentum=0.9))
-
-
-@jax.jit
-def train_step(params, opt_state, inputs, targets, mask):
-    """One RMSprop step on one batch; returns (params, opt_state, loss)."""
-    loss, grads = jax.value_and_grad(_loss)(params, inputs, targets, mask)
-    updates, opt_state = OPTIMISER.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+train_step = make_train_step(_loss)

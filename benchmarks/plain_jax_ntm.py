@@ -6,7 +6,9 @@ It stands in for the issue's "throwaway JAX prototype" (whole step under
 be compared with it on the same machine in the same run, as a ratio. Same
 sizes as `configs/ntm-copy.yaml`: LSTM-100 controller, memory 128 x 20, one
 read and one write head, shifts -1..1, RMSprop (lr 1e-4, decay 0.95,
-momentum 0.9), gradients clipped to [-10, 10]. Arrays are batched by hand
+momentum 0.9), gradients clipped to [-10, 10]; the initial memory is constant
+(the config's is learned: one more [128, 20] parameter and its gradient).
+Arrays are batched by hand
 (no vmap), and each time step is rematerialised in the backward pass (faster
 than storing its intermediates at batch 16 here, and no slower at batch 1).
 
@@ -16,7 +18,9 @@ It is a benchmark baseline only: no masks, no length buckets, no checks.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from plain_jax_training import OPTIMISER, copy_cost, make_train_step
+
+__all__ = ["OPTIMISER", "init_params", "train_step"]  # what throughput.py uses
 
 N, M, HIDDEN, BITS = 128, 20, 100, 8
 HEAD = M + 6  # key, strength, gate, 3 shift logits, sharpening
@@ -81,16 +85,7 @@ def _loss(params, inputs, targets, mask):
              jnp.full((batch, N, M), 1e-6), focused, focused, jnp.zeros((batch, M)))
     body = jax.checkpoint(lambda carry, x: _time_step(params, carry, x))
     _, logits = jax.lax.scan(body, carry, inputs)
-    cost = optax.sigmoid_binary_cross_entropy(logits, targets).sum(-1)
-    return jnp.sum(cost * mask) / batch / np.log(2.0)
+    return copy_cost(logits, targets, mask)
 
 
-OPTIMISER = optax.chain(optax.clip(10.0), optax.rmsprop(1e-4, decay=0.95, momentum=0.9))
-
-
-@jax.jit
-def train_step(params, opt_state, inputs, targets, mask):
-    """One RMSprop step on one batch; returns (params, opt_state, loss)."""
-    loss, grads = jax.value_and_grad(_loss)(params, inputs, targets, mask)
-    updates, opt_state = OPTIMISER.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+train_step = make_train_step(_loss)

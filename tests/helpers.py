@@ -1,4 +1,6 @@
-"""Tiny configurations shared by the trainer and CLI tests."""
+"""Tiny configurations and readers shared by the trainer, CLI and report tests."""
+
+import struct
 
 from mannlab.config import parse_config
 
@@ -12,3 +14,18 @@ def tiny_config(**train):
                   "checkpoint_every": 20, "window": 10, "converge_at": None, **train},
         "seed": 3,
     })
+
+
+def event_records(seed_dir):
+    """Every TensorBoard event in a seed's tfevents files, in order (TFRecord
+    framing: length, its CRC, the Event proto, its CRC)."""
+    from tensorboardX.proto import event_pb2
+
+    events = []
+    for path in sorted(seed_dir.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            events.append(event_pb2.Event.FromString(data[i + 12:i + 12 + n]))
+            i += 12 + n + 4
+    return events

@@ -2,10 +2,10 @@
 
 import json
 import re
-import struct
 
 import pytest
 
+from helpers import event_records
 from mannlab.cli import main
 from tiny_runs import EVAL_LENGTHS, tiny_report, tiny_runs
 
@@ -27,18 +27,11 @@ def report(runs, root):
 
 
 def read_events(seed_dir) -> dict[str, list[tuple[int, str]]]:
-    """tag -> [(step, kind)] from a seed's tfevents files (TFRecord framing)."""
-    from tensorboardX.proto import event_pb2
-
+    """tag -> [(step, kind)] from a seed's tfevents files."""
     tags = {}
-    for path in sorted(seed_dir.glob("events.out.tfevents.*")):
-        data, i = path.read_bytes(), 0
-        while i < len(data):
-            (n,) = struct.unpack("<Q", data[i:i + 8])
-            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
-            i += 12 + n + 4
-            for v in event.summary.value:
-                tags.setdefault(v.tag, []).append((event.step, v.WhichOneof("value")))
+    for event in event_records(seed_dir):
+        for v in event.summary.value:
+            tags.setdefault(v.tag, []).append((event.step, v.WhichOneof("value")))
     return tags
 
 

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import tiny_config
+from helpers import event_records, tiny_config
 from mannlab.config import parse_config
 from mannlab.tasks.base import pad_time
 from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -184,20 +184,11 @@ def tensorboard_steps(seed_dir, tag: str) -> list[int]:
     """Steps of `tag` in a seed's event files as TensorBoard shows them: a
     session restart at step s (a writer's purge_step) hides earlier events at
     steps >= s."""
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
     steps = []
-    for path in sorted(seed_dir.glob("events.out.tfevents.*")):
-        data, i = path.read_bytes(), 0
-        while i < len(data):
-            (n,) = struct.unpack("<Q", data[i:i + 8])
-            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
-            i += 12 + n + 4
-            if event.HasField("session_log") and event.session_log.status == 1:  # START
-                steps = [s for s in steps if s < event.step]
-            steps += [event.step for v in event.summary.value if v.tag == tag]
+    for event in event_records(seed_dir):
+        if event.HasField("session_log") and event.session_log.status == 1:  # START
+            steps = [s for s in steps if s < event.step]
+        steps += [event.step for v in event.summary.value if v.tag == tag]
     return steps
 
 

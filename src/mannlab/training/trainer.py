@@ -82,8 +82,11 @@ class SeedProgress:
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
+            # tensorboardX names files by the second and opens them "wb": a suffix
+            # in nanoseconds keeps two writers of one second apart, in order
             self._writer = SummaryWriter(logdir=str(self.dir), flush_secs=10,
-                                         purge_step=self._purge_step)
+                                         purge_step=self._purge_step,
+                                         filename_suffix=f".{time.time_ns()}")
         return self._writer
 
     def log(self, record: dict) -> None:
