@@ -44,7 +44,11 @@ def allocation_weighting(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndar
     order instead of sorted order).
 
     The order is treated as a constant for gradients (the sort is not
-    differentiable); gradients flow through the usage values only.
+    differentiable); gradients flow through the usage values only. It is
+    the order of the usage as given (`usage_order_keys`), not of any value
+    computed from it: XLA's vectorised and scalar code paths may round the
+    same input differently (e.g. its log), which would break exact ties in
+    usage against the index order (found by a property test).
 
     Args:
       usage: [N] usage u_t in [0, 1].
@@ -52,7 +56,18 @@ def allocation_weighting(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndar
     Returns:
       [N] allocation weighting, each in [0, 1], summing to <= 1.
     """
-    return _sorted_exclusive_products(eps + (1.0 - eps) * usage)
+    # materialised, so that XLA does not fuse the usage's own computation into
+    # the N x N comparison loop (where it would be recomputed N times)
+    order_keys = jax.lax.optimization_barrier(usage_order_keys(usage))
+    return _sorted_exclusive_products(order_keys, eps + (1.0 - eps) * usage)
+
+
+def usage_order_keys(usage: jnp.ndarray) -> jnp.ndarray:
+    """What the allocation sorts by: the usage [N], with values below the
+    smallest normal float (subnormals) as 0, since a CPU that flushes
+    subnormals compares them as 0 anyway. No gradient flows through it."""
+    usage = jax.lax.stop_gradient(usage)
+    return jnp.where(usage < jnp.finfo(usage.dtype).tiny, 0.0, usage)
 
 
 def _sum_over_predecessors(keys: jnp.ndarray, values: jnp.ndarray,
@@ -73,33 +88,29 @@ def _sum_over_predecessors(keys: jnp.ndarray, values: jnp.ndarray,
 
 
 @jax.custom_vjp
-def _sorted_exclusive_products(u: jnp.ndarray) -> jnp.ndarray:
-    """(1 - u[i]) prod_{j before i} u[j] for mapped usage u in (0, 1] [N].
-
-    The order is that of log u (the same as u's wherever float32 log keeps
-    distinct usages distinct; where it merges two, they count as tied and
-    their index decides, which changes the result only at rounding level).
-    Comparing the materialised log u keeps XLA from fusing the usage update
-    into the N x N loop (where it would be recomputed N times).
+def _sorted_exclusive_products(keys: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray:
+    """(1 - u[i]) prod_{j before i} u[j] for mapped usage u in (0, 1] [N], where
+    j comes before i in the order of `keys` [N] (ties by index).
 
     Hand-written VJP so that the backward pass is again one fused
     compare-and-sum (autodiff materialises the N x N comparison and select):
     with a = (1 - u) e, e = exp(s), s[i] = sum_{j before i} log u[j],
     du[j] = (sum_{i after j} da[i] a[i]) / u[j] - e[j] da[j].
     """
-    return _sorted_exclusive_products_fwd(u)[0]
+    return _sorted_exclusive_products_fwd(keys, u)[0]
 
 
-def _sorted_exclusive_products_fwd(u):
-    log_u = jnp.log(u)
-    e = jnp.exp(_sum_over_predecessors(log_u, log_u, transpose=False))
-    return (1.0 - u) * e, (u, log_u, e)
+def _sorted_exclusive_products_fwd(keys, u):
+    log_u = jax.lax.optimization_barrier(jnp.log(u))  # [N], not once per grid cell
+    e = jnp.exp(_sum_over_predecessors(keys, log_u, transpose=False))
+    return (1.0 - u) * e, (keys, u, e)
 
 
 def _sorted_exclusive_products_bwd(residuals, d_alloc):
-    u, log_u, e = residuals
+    keys, u, e = residuals
     d_log_prod = d_alloc * (1.0 - u) * e
-    return (_sum_over_predecessors(log_u, d_log_prod, transpose=True) / u - e * d_alloc,)
+    return (jnp.zeros_like(keys),  # the order: a constant for gradients
+            _sum_over_predecessors(keys, d_log_prod, transpose=True) / u - e * d_alloc)
 
 
 _sorted_exclusive_products.defvjp(_sorted_exclusive_products_fwd, _sorted_exclusive_products_bwd)
@@ -122,7 +133,7 @@ def allocation_weighting_by_sort(usage: jnp.ndarray, eps: float = USAGE_EPS) -> 
       [N] allocation weighting, each in [0, 1], summing to <= 1.
     """
     u = eps + (1.0 - eps) * usage
-    order = jax.lax.stop_gradient(jnp.argsort(u, stable=True))  # phi_t
+    order = jnp.argsort(usage_order_keys(usage), stable=True)  # phi_t
     sorted_u = u[order]
     sorted_alloc = (1.0 - sorted_u) * exclusive_cumprod(sorted_u)
     return jnp.zeros_like(u).at[order].set(sorted_alloc, unique_indices=True)
