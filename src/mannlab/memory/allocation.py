@@ -56,18 +56,22 @@ def allocation_weighting(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndar
     Returns:
       [N] allocation weighting, each in [0, 1], summing to <= 1.
     """
-    # materialised, so that XLA does not fuse the usage's own computation into
-    # the N x N comparison loop (where it would be recomputed N times)
-    order_keys = jax.lax.optimization_barrier(usage_order_keys(usage))
-    return _sorted_exclusive_products(order_keys, eps + (1.0 - eps) * usage)
+    return _sorted_exclusive_products(usage_order_keys(usage), eps + (1.0 - eps) * usage)
 
 
 def usage_order_keys(usage: jnp.ndarray) -> jnp.ndarray:
-    """What the allocation sorts by: the usage [N], with values below the
-    smallest normal float (subnormals) as 0, since a CPU that flushes
-    subnormals compares them as 0 anyway. No gradient flows through it."""
+    """What the allocation sorts by [N]: sqrt of the usage, with values below
+    the smallest normal float (subnormals) as 0, since a CPU that flushes
+    subnormals compares them as 0 anyway. No gradient flows through it.
+
+    sqrt keeps the order and, being correctly rounded on every code path,
+    keeps equal usages equal (usages within float32 rounding of each other
+    may tie, and then their index decides). XLA also treats it as expensive,
+    so it computes the keys once instead of fusing the usage's computation
+    into every cell of the N x N comparison.
+    """
     usage = jax.lax.stop_gradient(usage)
-    return jnp.where(usage < jnp.finfo(usage.dtype).tiny, 0.0, usage)
+    return jnp.sqrt(jnp.where(usage < jnp.finfo(usage.dtype).tiny, 0.0, usage))
 
 
 def _sum_over_predecessors(keys: jnp.ndarray, values: jnp.ndarray,
@@ -101,7 +105,7 @@ def _sorted_exclusive_products(keys: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray
 
 
 def _sorted_exclusive_products_fwd(keys, u):
-    log_u = jax.lax.optimization_barrier(jnp.log(u))  # [N], not once per grid cell
+    log_u = jnp.log(u)
     e = jnp.exp(_sum_over_predecessors(keys, log_u, transpose=False))
     return (1.0 - u) * e, (keys, u, e)
 
