@@ -286,17 +286,15 @@ YAML12_FLOAT = re.compile(
 exponent (1e-3, 3., .5, 1_000.5), or .inf / .nan. Plain integers also match,
 but PyYAML's int rule, checked first, keeps them ints."""
 
-YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT,
-                                 list("-+0123456789."))
-
 
 class YamlDumper(yaml.SafeDumper):
     """Writes strings that `YamlLoader` would read as numbers (e.g. a path
     named 2e3) in quotes, so that a saved config reads back the same."""
 
 
-YamlDumper.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT,
-                                 list("-+0123456789."))
+for _yaml_class in (YamlLoader, YamlDumper):
+    _yaml_class.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT,
+                                      list("-+0123456789."))
 
 
 def read_yaml(text: str) -> Any:

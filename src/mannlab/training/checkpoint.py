@@ -39,14 +39,34 @@ def save_checkpoint(path: str | Path, params: Any, opt_state: Any, state: dict,
     disk and renamed over `path`, so a crash (or power loss) leaves either the
     old checkpoint or the new one, never a half-written file.
     """
-    commit_checkpoints([write_temporary(path, params, opt_state, state, config_json)])
+    save_checkpoints([(path, params, opt_state, state, config_json)])
 
 
-def write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
-                    config_json: str) -> tuple[Path, Path]:
+def save_checkpoints(checkpoints: list[tuple]) -> None:
+    """`save_checkpoint` for several (path, params, opt_state, state,
+    config_json) at once, as a run saves its seeds: every file is written
+    before any replaces its old one, so training stopped while saving leaves
+    no seed without its checkpoint; if writing one fails, the temporary files
+    already written are removed."""
+    written = []
+    try:
+        for checkpoint in checkpoints:
+            written.append(_write_temporary(*checkpoint))
+    except BaseException:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, path in written:
+        os.replace(tmp, path)
+    for directory in {path.parent for _, path in written}:
+        _sync_directory(directory)
+
+
+def _write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
+                     config_json: str) -> tuple[Path, Path]:
     """Write a checkpoint for `path` under a temporary name beside it, flushed
     to disk, with the permissions of a normal new file. Returns (temporary,
-    path) for `commit_checkpoints`."""
+    path)."""
     path = Path(path)
     tensors = {**_tensors("params", params), **_tensors("opt", opt_state)}
     meta = {"format": FORMAT, "state": json.dumps(state), "config": config_json}
@@ -64,17 +84,6 @@ def write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
         tmp.unlink(missing_ok=True)
         raise
     return tmp, path
-
-
-def commit_checkpoints(written: list[tuple[Path, Path]]) -> None:
-    """Rename temporary checkpoints (`write_temporary`) over their paths and
-    flush the directories. Writing all of a run's seeds first and renaming
-    them together leaves no seed without its checkpoint if training stops
-    while saving."""
-    for tmp, path in written:
-        os.replace(tmp, path)
-    for directory in {path.parent for _, path in written}:
-        _sync_directory(directory)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -25,12 +25,7 @@ import numpy as np
 from mannlab.config import RunConfig
 from mannlab.models.embedded import wrap_for_task
 from mannlab.tasks.base import Batch, stack_chunk
-from mannlab.training.checkpoint import (
-    CheckpointError,
-    commit_checkpoints,
-    load_checkpoint,
-    write_temporary,
-)
+from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoints
 from mannlab.training.optimizer import make_optimizer
 from mannlab.training.rundir import BUDGET_FIELDS, CHECKPOINT_FILE, model_summary, seed_dir
 from mannlab.training.step import make_eval_step, make_train_step
@@ -143,7 +138,7 @@ class SeedProgress:
         if not metrics.exists():
             return
         lines = metrics.read_text().splitlines()
-        kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
+        kept = [line for line in lines if (n := _step_of(line)) is not None and n <= step]
         if len(kept) < len(lines):
             tmp = metrics.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(line + "\n" for line in kept))
@@ -223,20 +218,10 @@ class Trainer:
             progress.restore(state)
 
     def save(self) -> None:
-        """Every seed's checkpoint, all written before any replaces its old one
-        (if writing one fails, the others' temporary files are removed)."""
-        written = []
-        try:
-            for i, p in enumerate(self.seeds):
-                written.append(write_temporary(p.dir / CHECKPOINT_FILE,
-                                               unstack_tree(self.params, i),
-                                               unstack_tree(self.opt_state, i), p.to_json(),
-                                               self.config_json))
-        except BaseException:
-            for tmp, _ in written:
-                tmp.unlink(missing_ok=True)
-            raise
-        commit_checkpoints(written)
+        """Every seed's checkpoint, all written before any replaces its old one."""
+        save_checkpoints([(p.dir / CHECKPOINT_FILE, unstack_tree(self.params, i),
+                           unstack_tree(self.opt_state, i), p.to_json(), self.config_json)
+                          for i, p in enumerate(self.seeds)])
 
     # ------------------------------------------------------------ evaluation
     def heldout(self):
