@@ -155,11 +155,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["ntm", "lstm"])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
-    p.add_argument("--seeds", type=int, default=8)
+    p.add_argument("--seeds", type=int, default=8,
+                   help="models for the seeds lines (vmap and processes); 0 skips them")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="rough length of one timing")
     p.add_argument("--threads", choices=["single", "multi"], default="single")
     args = p.parse_args()
+    if args.seeds < 0:
+        p.error(f"--seeds must be 0 or more, got {args.seeds}")
     from mannlab import runtime
 
     runtime.restart_with_huge_pages()  # as the `mannlab` program does
@@ -188,6 +191,8 @@ def main() -> None:
                                per_call)
                 print(f"{model:5s} batch {batch:3d} {per_call} steps/call {rate:6.0f} seq/s "
                       "(the config's train.steps_per_call)", flush=True)
+        if args.seeds == 0:
+            continue
         steps = max(5, int(args.seconds * probe / 64 / args.seeds))
         rate = measure(model, 1, args.seeds, args.repeats, max(5, steps))
         print(f"{model:5s} batch   1 seeds {args.seeds} vmap     {rate:8.0f} seq/s", flush=True)

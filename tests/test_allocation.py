@@ -7,13 +7,16 @@ from hypothesis.extra.numpy import arrays
 from jax.test_util import check_grads
 
 from mannlab.memory.allocation import (
+    LOG_PRODUCTS_NAME,
     USAGE_EPS,
     allocation_weighting,
     allocation_weighting_by_sort,
     exclusive_cumprod,
+    sum_over_predecessors,
     usage_order_keys,
     write_weighting,
 )
+from mannlab.models.dnc import REMAT_POLICY
 
 usages = arrays(np.float32, st.integers(1, 12), elements=st.floats(0, 1, width=32))
 
@@ -108,3 +111,24 @@ def test_write_weighting():
     np.testing.assert_allclose(zero, 0.0)
     check_grads(write_weighting, (alloc, content, jnp.array([0.25]), jnp.array([0.8])), order=1,
                 modes=["rev"], eps=1e-3, atol=1e-2, rtol=1e-2)
+
+
+def test_sum_over_predecessors_hand_computed_and_its_gradient():
+    # order by keys, ties by index: 1 (0.1), 0 (0.3), 3 (0.3), 2 (0.7)
+    keys = jnp.array([0.3, 0.1, 0.7, 0.3])
+    values = jnp.array([1.0, 10.0, 100.0, 1000.0])
+    np.testing.assert_allclose(sum_over_predecessors(keys, values), [10.0, 0.0, 1011.0, 11.0])
+    check_grads(lambda v: sum_over_predecessors(keys, v), (values / 1000,), order=1,
+                modes=["rev"], eps=1e-2)
+    assert not jnp.any(jax.grad(lambda k: jnp.sum(sum_over_predecessors(k, values)))(keys))
+
+
+def test_dnc_remat_policy_keeps_allocation_log_products(capsys):
+    """A rematerialised DNC step saves the allocation's log-products [N], so
+    recomputing the step skips the N x N comparison; nothing N x N is saved."""
+    n = 6
+    f = jax.checkpoint(lambda u: jnp.sum(allocation_weighting(u) ** 2), policy=REMAT_POLICY)
+    jax.ad_checkpoint.print_saved_residuals(f, jnp.linspace(0.1, 0.9, n))
+    saved = capsys.readouterr().out.splitlines()
+    assert any(f"named '{LOG_PRODUCTS_NAME}'" in line for line in saved)
+    assert all(line.startswith(f"f32[{n}]") for line in saved), saved

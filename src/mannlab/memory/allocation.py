@@ -7,6 +7,7 @@ Shapes: N memory rows, H write heads; usage and allocation [N], weightings
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 USAGE_EPS = 1e-6
 """Usage is mapped to eps + (1 - eps) u before allocation (as in the DNC), so
@@ -30,6 +31,12 @@ def exclusive_cumprod(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.exp(jnp.log(x) @ strictly_before)
 
 
+LOG_PRODUCTS_NAME = "allocation_log_products"
+"""`jax.ad_checkpoint.checkpoint_name` of the allocation's log-products s [N]
+(see `allocation_weighting`): a rematerialised model that saves it skips
+the N x N comparison when it recomputes a step for the backward pass."""
+
+
 def allocation_weighting(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndarray:
     """DNC Methods, allocation weighting:
     a_t[phi_t[j]] = (1 - u_t[phi_t[j]]) prod_{i=1}^{j-1} u_t[phi_t[i]],
@@ -37,11 +44,12 @@ def allocation_weighting(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndar
 
     Computed without sorting: location j comes before location i in phi_t iff
     u[j] < u[i], or u[j] == u[i] and j < i, so
-    a_t[i] = (1 - u[i]) exp(sum_{j before i} log u[j]), one compare-and-sum
-    over an N x N grid that XLA fuses into a single loop (on CPU several
-    times faster than a sort with its gather and scatter). Same values as
-    `allocation_weighting_by_sort` up to rounding (the log-sum runs in index
-    order instead of sorted order).
+    a_t[i] = (1 - u[i]) exp(s[i]),  s[i] = sum_{j before i} log u[j],
+    where s is one compare-and-sum over an N x N grid that XLA fuses into a
+    single loop (on CPU several times faster than a sort with its gather and
+    scatter). Same values as `allocation_weighting_by_sort` up to rounding
+    (the log-sum runs in index order instead of sorted order). s is named
+    `LOG_PRODUCTS_NAME` for rematerialisation policies.
 
     The order is treated as a constant for gradients (the sort is not
     differentiable); gradients flow through the usage values only. It is
@@ -56,7 +64,10 @@ def allocation_weighting(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndar
     Returns:
       [N] allocation weighting, each in [0, 1], summing to <= 1.
     """
-    return _sorted_exclusive_products(usage_order_keys(usage), eps + (1.0 - eps) * usage)
+    u = eps + (1.0 - eps) * usage
+    log_products = checkpoint_name(sum_over_predecessors(usage_order_keys(usage), jnp.log(u)),
+                                   LOG_PRODUCTS_NAME)
+    return (1.0 - u) * jnp.exp(log_products)
 
 
 def usage_order_keys(usage: jnp.ndarray) -> jnp.ndarray:
@@ -92,32 +103,27 @@ def _sum_over_predecessors(keys: jnp.ndarray, values: jnp.ndarray,
 
 
 @jax.custom_vjp
-def _sorted_exclusive_products(keys: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray:
-    """(1 - u[i]) prod_{j before i} u[j] for mapped usage u in (0, 1] [N], where
-    j comes before i in the order of `keys` [N] (ties by index).
+def sum_over_predecessors(keys: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
+    """sum_{j before i} values[j] for every i [N], where j comes before i in
+    the order of `keys` [N] (ascending, ties by index); values [N].
 
-    Hand-written VJP so that the backward pass is again one fused
-    compare-and-sum (autodiff materialises the N x N comparison and select):
-    with a = (1 - u) e, e = exp(s), s[i] = sum_{j before i} log u[j],
-    du[j] = (sum_{i after j} da[i] a[i]) / u[j] - e[j] da[j].
+    Linear in `values`, so its VJP is the transposed sum
+    (sum_{i after j} of the cotangent), again one fused compare-and-sum and
+    needing only the keys (autodiff would materialise the N x N comparison
+    and select). The order is a constant for gradients: keys get none.
     """
-    return _sorted_exclusive_products_fwd(keys, u)[0]
+    return _sum_over_predecessors(keys, values, transpose=False)
 
 
-def _sorted_exclusive_products_fwd(keys, u):
-    log_u = jnp.log(u)
-    e = jnp.exp(_sum_over_predecessors(keys, log_u, transpose=False))
-    return (1.0 - u) * e, (keys, u, e)
+def _sum_over_predecessors_fwd(keys, values):
+    return sum_over_predecessors(keys, values), keys
 
 
-def _sorted_exclusive_products_bwd(residuals, d_alloc):
-    keys, u, e = residuals
-    d_log_prod = d_alloc * (1.0 - u) * e
-    return (jnp.zeros_like(keys),  # the order: a constant for gradients
-            _sum_over_predecessors(keys, d_log_prod, transpose=True) / u - e * d_alloc)
+def _sum_over_predecessors_bwd(keys, d_sums):
+    return jnp.zeros_like(keys), _sum_over_predecessors(keys, d_sums, transpose=True)
 
 
-_sorted_exclusive_products.defvjp(_sorted_exclusive_products_fwd, _sorted_exclusive_products_bwd)
+sum_over_predecessors.defvjp(_sum_over_predecessors_fwd, _sum_over_predecessors_bwd)
 
 
 def allocation_weighting_by_sort(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndarray:

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
-from mannlab.memory.allocation import allocation_weighting, write_weighting
+from mannlab.memory.allocation import LOG_PRODUCTS_NAME, allocation_weighting, write_weighting
 from mannlab.memory.content import content_weighting
 from mannlab.memory.dnc_read import masked_content_weighting, read_weighting
 from mannlab.memory.read_write import read
@@ -49,10 +49,12 @@ from mannlab.models.base import SequenceModel
 from mannlab.models.controller import ControllerKind, make_controller
 
 REMAT_POLICY = jax.checkpoint_policies.save_only_these_names(
-    "dnc_forward_weighting", "dnc_backward_weighting")
+    "dnc_forward_weighting", "dnc_backward_weighting", LOG_PRODUCTS_NAME)
 """What a rematerialised step keeps: the forward and backward weightings
 ([B, R, N] each), so that recomputing the step skips the N x N link update
-(the link step's own backward needs only its inputs)."""
+(the link step's own backward needs only its inputs), and the allocation's
+log-products ([B, N]), so that it skips the allocation's N x N comparison
+(whose backward needs only the usage order)."""
 
 
 def oneplus(x: jnp.ndarray) -> jnp.ndarray:
