@@ -7,7 +7,6 @@ from hypothesis.extra.numpy import arrays
 from jax.test_util import check_grads
 
 from mannlab.memory.allocation import (
-    LOG_PRODUCTS_NAME,
     USAGE_EPS,
     allocation_weighting,
     allocation_weighting_by_sort,
@@ -16,7 +15,6 @@ from mannlab.memory.allocation import (
     usage_order_keys,
     write_weighting,
 )
-from mannlab.models.dnc import REMAT_POLICY
 
 usages = arrays(np.float32, st.integers(1, 12), elements=st.floats(0, 1, width=32))
 
@@ -122,13 +120,3 @@ def test_sum_over_predecessors_hand_computed_and_its_gradient():
                 modes=["rev"], eps=1e-2)
     assert not jnp.any(jax.grad(lambda k: jnp.sum(sum_over_predecessors(k, values)))(keys))
 
-
-def test_dnc_remat_policy_keeps_allocation_log_products(capsys):
-    """A rematerialised DNC step saves the allocation's log-products [N], so
-    recomputing the step skips the N x N comparison; nothing N x N is saved."""
-    n = 6
-    f = jax.checkpoint(lambda u: jnp.sum(allocation_weighting(u) ** 2), policy=REMAT_POLICY)
-    jax.ad_checkpoint.print_saved_residuals(f, jnp.linspace(0.1, 0.9, n))
-    saved = capsys.readouterr().out.splitlines()
-    assert any(f"named '{LOG_PRODUCTS_NAME}'" in line for line in saved)
-    assert all(line.startswith(f"f32[{n}]") for line in saved), saved

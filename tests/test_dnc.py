@@ -3,10 +3,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mannlab.memory.allocation import LOG_PRODUCTS_NAME, allocation_weighting
 from mannlab.memory.read_write import erase_and_add, read
 from mannlab.memory.usage import deallocate, retention
 from mannlab.models.base import SequenceModel
-from mannlab.models.dnc import DNC, DNCState, DNCTrace, interface_size, split_interface
+from mannlab.models.dnc import (
+    DNC,
+    REMAT_POLICY,
+    DNCState,
+    DNCTrace,
+    interface_size,
+    split_interface,
+)
 
 I, O, N, W, R, H, B, T = 5, 4, 8, 6, 2, 16, 3, 7
 
@@ -230,3 +238,14 @@ def test_feedforward_controller():
     model = make(controller="feedforward")
     ys, _ = model(inputs(), model.init_state(B))
     assert ys.shape == (T, B, O) and np.all(np.isfinite(ys))
+
+
+def test_dnc_remat_policy_keeps_allocation_log_products(capsys):
+    """A rematerialised DNC step saves the allocation's log-products [N], so
+    recomputing the step skips the N x N comparison; nothing N x N is saved."""
+    n = 6
+    f = jax.checkpoint(lambda u: jnp.sum(allocation_weighting(u) ** 2), policy=REMAT_POLICY)
+    jax.ad_checkpoint.print_saved_residuals(f, jnp.linspace(0.1, 0.9, n))
+    saved = capsys.readouterr().out.splitlines()
+    assert any(f"named '{LOG_PRODUCTS_NAME}'" in line for line in saved)
+    assert all(line.startswith(f"f32[{n}]") for line in saved), saved
