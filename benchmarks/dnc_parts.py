@@ -5,7 +5,7 @@ Per-op profiles of these steps mislead (one-off ops such as zero-fills are
 charged time that concurrent ops spent), so the share of a mechanism is read
 from how much faster the step gets without it:
 
-* ``full``: mannlab's DNC step (`dnc_step.make_step`, copy task, length 20,
+* ``full``: mannlab's DNC step (`dnc_step.setup`: copy task, length 20,
   memory 128 x 20, 4 read heads, LSTM-100);
 * ``no link``: the link step returns the previous link matrix and the
   previous read weightings as forward and backward weightings;
@@ -13,23 +13,19 @@ from how much faster the step gets without it:
 * ``neither``: both.
 
 The stand-ins keep every shape, so the rest of the step is unchanged. Prints
-the median over rounds of each variant's best of 3 steps.
+each variant's median over rounds (`throughput.time_alternately`).
 
     .venv/bin/python benchmarks/dnc_parts.py [--batches 16 64] [--rounds 7]
 """
 
 import argparse
-import statistics
-import time
 
-import equinox as eqx
 import jax
 import numpy as np
-import optax
-from dnc_step import make_step
+from dnc_step import setup
+from throughput import time_alternately
 
 from mannlab.models import dnc
-from mannlab.tasks.copy import CopyTask
 
 
 def _no_link(link, precedence, write_weights, read_weights):
@@ -48,23 +44,17 @@ VARIANTS = {
 }
 
 
-def compiled_steps(batch_size: int):
-    """{variant: (compiled step, params, opt_state)} and one batch."""
-    task = CopyTask(bits=8, min_length=20, max_length=20)
+def runner(link_step, allocation, batch_size: int):
+    """run() making one training step of the DNC built with `link_step` and
+    `allocation` in place of its own (swapped only while it compiles)."""
+    step, params, opt_state, task = setup()
     batch = jax.device_put(task.sample(np.random.default_rng(0), batch_size, 20))
-    optimizer = optax.chain(optax.clip(10.0), optax.rmsprop(1e-4, decay=0.95, momentum=0.9))
-    steps = {}
-    for name, (link_step, allocation) in VARIANTS.items():
-        dnc.link_step, dnc.allocation_weighting = link_step, allocation  # read at trace time
-        model = dnc.DNC(task.input_size, task.output_size, controller="lstm",
-                        controller_size=100, memory_size=128, memory_width=20, read_heads=4,
-                        key=jax.random.key(0))
-        params, static = eqx.partition(model, eqx.is_array)
-        opt_state = optimizer.init(params)
-        compiled = make_step(static, task, optimizer).lower(params, opt_state, batch).compile()
-        steps[name] = (compiled, params, opt_state)
-    dnc.link_step, dnc.allocation_weighting = VARIANTS["full"]
-    return steps, batch
+    dnc.link_step, dnc.allocation_weighting = link_step, allocation  # read at trace time
+    try:
+        compiled = step.lower(params, opt_state, batch).compile()
+    finally:
+        dnc.link_step, dnc.allocation_weighting = VARIANTS["full"]
+    return lambda: compiled(params, opt_state, batch)
 
 
 def main():
@@ -73,22 +63,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     for batch_size in args.batches:
-        steps, batch = compiled_steps(batch_size)
-        for compiled, params, opt_state in steps.values():
-            jax.block_until_ready(compiled(params, opt_state, batch))
-        times = {name: [] for name in steps}
-        for _ in range(args.rounds):
-            for name, (compiled, params, opt_state) in steps.items():
-                best = float("inf")
-                for _ in range(3):
-                    start = time.perf_counter()
-                    jax.block_until_ready(compiled(params, opt_state, batch))
-                    best = min(best, time.perf_counter() - start)
-                times[name].append(best)
-        for name, found in times.items():
-            ms = 1000 * statistics.median(found)
-            print(f"batch {batch_size:3d} {name:14s} {ms:8.1f} ms/step "
-                  f"{1000 * batch_size / ms:6.0f} seq/s", flush=True)
+        runners = [runner(*parts, batch_size) for parts in VARIANTS.values()]
+        rates = time_alternately(runners, batch_size, args.rounds)
+        for name, rate in zip(VARIANTS, rates):
+            print(f"batch {batch_size:3d} {name:14s} {1000 * batch_size / rate:8.1f} ms/step "
+                  f"{rate:6.0f} seq/s", flush=True)
 
 
 if __name__ == "__main__":

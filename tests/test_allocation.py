@@ -119,4 +119,3 @@ def test_sum_over_predecessors_hand_computed_and_its_gradient():
     check_grads(lambda v: sum_over_predecessors(keys, v), (values / 1000,), order=1,
                 modes=["rev"], eps=1e-2)
     assert not jnp.any(jax.grad(lambda k: jnp.sum(sum_over_predecessors(k, values)))(keys))
-
