@@ -112,7 +112,58 @@ class RepeatCopyConfig(Strict):
         return RepeatCopyTask(**self.model_dump(exclude={"name"}))
 
 
-TaskConfig = Annotated[CopyConfig | RepeatCopyConfig | LogicConfig | POSConfig | SentencesConfig,
+class AssociativeRecallConfig(Strict):
+    """Associative recall (NTM paper 4.3): see `mannlab.tasks.associative_recall`.
+    Its sequence length (eval ``--lengths``) is the number of items."""
+
+    name: Literal["associative_recall"]
+    bits: int = Field(6, ge=1)
+    item_length: int = Field(3, ge=1)
+    min_items: int = Field(2, ge=2)
+    max_items: int = Field(6, ge=2)
+    length_buckets: int = Field(4, ge=1)
+
+    def build(self):
+        from mannlab.tasks.associative_recall import AssociativeRecallTask
+
+        return AssociativeRecallTask(**self.model_dump(exclude={"name"}))
+
+
+class NGramsConfig(Strict):
+    """Dynamic n-grams (NTM paper 4.4): see `mannlab.tasks.ngrams`."""
+
+    name: Literal["ngrams"]
+    order: int = Field(6, ge=2)
+    min_length: int = Field(200, ge=2)
+    max_length: int = Field(200, ge=2)
+    beta: float = Field(0.5, gt=0, description="the tables' probabilities are Beta(beta, beta)")
+    length_buckets: int = Field(1, ge=1)
+
+    def build(self):
+        from mannlab.tasks.ngrams import NGramsTask
+
+        return NGramsTask(**self.model_dump(exclude={"name"}))
+
+
+class PrioritySortConfig(Strict):
+    """Priority sort (NTM paper 4.5): see `mannlab.tasks.priority_sort`."""
+
+    name: Literal["priority_sort"]
+    bits: int = Field(8, ge=1)
+    min_length: int = Field(20, ge=1)
+    max_length: int = Field(20, ge=1)
+    sorted_fraction: float = Field(
+        0.8, gt=0, le=1, description="the answer lists round(sorted_fraction * length) vectors")
+    length_buckets: int = Field(4, ge=1)
+
+    def build(self):
+        from mannlab.tasks.priority_sort import PrioritySortTask
+
+        return PrioritySortTask(**self.model_dump(exclude={"name"}))
+
+
+TaskConfig = Annotated[CopyConfig | RepeatCopyConfig | AssociativeRecallConfig | NGramsConfig
+                       | PrioritySortConfig | LogicConfig | POSConfig | SentencesConfig,
                        Field(discriminator="name")]
 
 
