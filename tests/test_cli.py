@@ -3,11 +3,16 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 
 from helpers import tiny_config
 from mannlab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_yaml(tmp_path, **train):
@@ -139,3 +144,29 @@ def test_eval_table_of_several_seeds_ends_with_their_median(capsys):
     _print_table(result)
     median_row = [line for line in capsys.readouterr().out.splitlines() if "median" in line]
     assert median_row[0].split("│")[-2].strip() == "nan"
+
+
+TINY_NTM = ["model.controller_size=16", "model.memory_size=16", "model.memory_width=8",
+            "train.max_steps=20", "train.batch_size=2", "train.steps_per_call=1",
+            "train.eval_every=10", "train.eval_size=8", "train.log_every=10",
+            "train.checkpoint_every=10", "train.max_seconds=null", "train.converge_at=null"]
+
+
+@pytest.mark.parametrize("config, overrides, lengths", [
+    ("ntm-associative-recall", ["task.bits=3", "task.item_length=2", "task.max_items=3"],
+     ["3", "5"]),
+    ("ntm-priority-sort", ["task.min_length=4", "task.max_length=4", "model.read_heads=2",
+                           "model.write_heads=1", "model.controller_layers=1"], ["4", "6"]),
+    ("ntm-ngrams", ["task.min_length=12", "task.max_length=12"], ["12", "30"]),
+])
+def test_the_paper_tasks_train_eval_and_show(tmp_path, config, overrides, lengths):
+    run = tmp_path / "run"
+    assert main(["train", str(ROOT / f"configs/{config}.yaml"), *TINY_NTM, *overrides,
+                 "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["eval", str(run), "--lengths", *lengths, "--sequences", "8"]) == 0
+    table = json.loads((run / "seed-0/eval.json").read_text())["seeds"]["seed-0"]
+    assert set(table) == set(lengths)
+    assert all(np.isfinite(v) for row in table.values() for v in row.values())
+    png = tmp_path / "show.png"
+    assert main(["show", str(run), "--length", lengths[1], "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
