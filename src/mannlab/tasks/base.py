@@ -31,9 +31,10 @@ class Batch(NamedTuple):
 
 
 class BitTask:
-    """Shared by the generated bit-vector tasks (copy, repeat copy): their loss
-    and a fixed held-out set drawn from the task's own PRNG stream
-    (``heldout_seed``), the same for every run and seed."""
+    """Shared by the generated bit-vector tasks (copy, repeat copy, associative
+    recall, priority sort, n-grams): their loss and a fixed held-out set drawn
+    from the task's own PRNG stream (``heldout_seed``), the same for every run
+    and seed."""
 
     heldout_seed: int
 

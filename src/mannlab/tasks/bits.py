@@ -1,4 +1,5 @@
-"""Loss and metrics for tasks whose outputs are bit vectors (copy, repeat copy).
+"""Loss and metrics for tasks whose outputs are bit vectors (copy, repeat copy,
+associative recall, priority sort).
 
 Outputs are logits; each bit is an independent Bernoulli (sigmoid).
 """
