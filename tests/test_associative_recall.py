@@ -36,8 +36,7 @@ def test_sampling_ranges_buckets_and_fixed_counts():
         assert b.inputs.shape[0] in task.edges
         counts = b.inputs[..., 6].sum(0)  # item delimiters per example
         assert np.all((counts >= 2) & (counts <= 6))
-        # every example answers with one of its items, never the first
-        assert np.all(b.loss_mask.sum(0) == 3)
+        assert np.all(b.loss_mask.sum(0) == 3)  # one answer item per example
     b = task.sample(rng, 4, length=12)  # beyond the training range
     assert b.inputs.shape[0] == steps_needed(12, 3)
     np.testing.assert_array_equal(b.inputs[..., 6].sum(0), 12)
@@ -57,6 +56,18 @@ def test_answer_is_the_successor_of_the_query_and_items_are_distinct():
         k = [tuple(i) for i in items].index(tuple(query))
         answer = b.targets[b.loss_mask[:, e] > 0, e, 0]
         np.testing.assert_array_equal(answer, items[k + 1])
+
+
+def test_as_many_items_as_exist_are_drawn_without_repeats():
+    task = AssociativeRecallTask(bits=2, item_length=2, min_items=2, max_items=4)
+    b = task.sample(np.random.default_rng(5), 3, length=16)  # all 16 items, quickly
+    for e in range(3):
+        x = b.inputs[:, e]
+        items = {tuple(x[s + 1:s + 3, :2].ravel()) for s in np.flatnonzero(x[:, 2])}
+        assert len(items) == 16
+    assert task.max_length == 4  # the training length, in items
+    with pytest.raises(ValueError, match="length=17 items"):
+        task.sample(np.random.default_rng(5), 1, length=17)
 
 
 def test_loss_metrics_and_validation():

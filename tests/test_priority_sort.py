@@ -57,3 +57,5 @@ def test_validation():
         PrioritySortTask(sorted_fraction=0.0)
     with pytest.raises(ValueError, match="min_length"):
         PrioritySortTask(min_length=5, max_length=4)
+    with pytest.raises(ValueError, match="length=0"):
+        PrioritySortTask().sample(np.random.default_rng(0), 1, length=0)

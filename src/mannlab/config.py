@@ -123,6 +123,11 @@ class AssociativeRecallConfig(Strict):
     max_items: int = Field(6, ge=2)
     length_buckets: int = Field(4, ge=1)
 
+    @property
+    def max_length(self) -> int:
+        """The training length, in items (as reports read it)."""
+        return self.max_items
+
     def build(self):
         from mannlab.tasks.associative_recall import AssociativeRecallTask
 
@@ -133,7 +138,7 @@ class NGramsConfig(Strict):
     """Dynamic n-grams (NTM paper 4.4): see `mannlab.tasks.ngrams`."""
 
     name: Literal["ngrams"]
-    order: int = Field(6, ge=2)
+    order: int = Field(6, ge=2, le=16, description="n: contexts of n - 1 bits (2^(n-1) of them)")
     min_length: int = Field(200, ge=2)
     max_length: int = Field(200, ge=2)
     beta: float = Field(0.5, gt=0, description="the tables' probabilities are Beta(beta, beta)")

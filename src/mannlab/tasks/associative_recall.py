@@ -50,6 +50,12 @@ class AssociativeRecallTask(BitTask):
         """How many distinct items exist (capped: only the comparison matters)."""
         return 2 ** min(bits * item_length, 62)
 
+    @property
+    def max_length(self) -> int:
+        """The longest training example, in items (what reports and figures
+        call the training length)."""
+        return self.max_items
+
     def has_length(self, length: int) -> bool:
         """`length` is the number of items: at least 2 (a query and its
         successor), and no more than there are distinct items."""
@@ -62,7 +68,8 @@ class AssociativeRecallTask(BitTask):
             pad = pad_length(steps_needed(int(counts.max()), self.item_length), self.edges)
         else:
             if not self.has_length(length):
-                raise ValueError(f"associative_recall: no example with {length} items")
+                raise ValueError(f"associative_recall: length={length} items; need 2 to "
+                                 f"{self._distinct(self.bits, self.item_length)} (distinct items)")
             counts = np.full(batch_size, length)
             pad = steps_needed(length, self.item_length)
         items = [self._distinct_items(rng, int(k)) for k in counts]
@@ -70,7 +77,18 @@ class AssociativeRecallTask(BitTask):
         return self.make_batch(items, queries, pad)
 
     def _distinct_items(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        """[count, item_length, bits] random items, all different (rejection)."""
+        """[count, item_length, bits] random items, all different.
+
+        Drawn whole and redrawn on a repeat, which is rare unless `count`
+        nears the number of possible items; from half of them on, drawn
+        without replacement instead (redrawing could take forever there).
+        """
+        total = self._distinct(self.bits, self.item_length)
+        if 2 * count > total:
+            codes = rng.choice(total, size=count, replace=False)
+            width = self.bits * self.item_length
+            flat = (codes[:, None] >> np.arange(width)[::-1]) & 1
+            return flat.reshape(count, self.item_length, self.bits)
         while True:
             items = rng.integers(0, 2, size=(count, self.item_length, self.bits))
             if len(np.unique(items.reshape(count, -1), axis=0)) == count:
@@ -82,7 +100,9 @@ class AssociativeRecallTask(BitTask):
         Args:
           items: per example, [K, item_length, bits] in {0, 1}.
           queries: [B] index of the query item (< K - 1) in each example.
-          steps: the padded length (>= every example's `steps_needed`).
+          steps: the padded length T (>= every example's `steps_needed`).
+        Returns:
+          Batch: inputs [T, B, bits + 2], targets [T, B, bits], masks [T, B].
         """
         B, L, d = len(items), self.item_length, self.bits
         inputs = np.zeros((steps, B, self.input_size), np.float32)

@@ -20,10 +20,9 @@ The sequence "length" of this task is L, the number of bits (paper: 200).
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from mannlab.tasks.base import Batch, BitTask, bucket_edges, pad_length
-from mannlab.tasks.bits import LN2
+from mannlab.tasks.bits import LN2, bit_loss
 
 
 def context_codes(bits: jnp.ndarray, order: int) -> jnp.ndarray:
@@ -62,9 +61,33 @@ def bayes_optimal_cost(bits: jnp.ndarray, next_bits: jnp.ndarray, mask: jnp.ndar
     n1 = jnp.cumsum(ones, 0) - ones  # counts before this step
     n0 = jnp.cumsum(seen - ones, 0) - (seen - ones)
     N1, N0 = (n1 * onehot).sum(-1), (n0 * onehot).sum(-1)
-    p1 = (N1 + prior) / (N1 + N0 + 2 * prior)
-    p = jnp.where(next_bits > 0.5, p1, 1.0 - p1)
-    return -(jnp.log2(p) * mask).sum(0)
+    # log P(the bit that came), from its own count: no 1 - p1 to round to 0
+    # when the prior is tiny
+    log_p = (jnp.log(jnp.where(next_bits > 0.5, N1, N0) + prior)
+             - jnp.log(N1 + N0 + 2 * prior))
+    return -jnp.where(mask > 0, log_p, 0.0).sum(0) / LN2
+
+
+def ngram_sequence(table: np.ndarray, first: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Bits from an n-gram table.
+
+    Args:
+      table: [2^(n - 1)] P(next bit = 1) for each context, indexed as
+        `context_codes` does (the newest bit is the lowest).
+      first: [n - 1] the opening bits.
+      uniforms: [L] draws in [0, 1); bit t >= n - 1 is 1 iff uniforms[t] <
+        table[context of bits t - n + 1 .. t - 1].
+    Returns:
+      [L] bits (int64).
+    """
+    context = len(first)
+    bits = np.zeros(len(uniforms), np.int64)
+    bits[:context] = first
+    weights = 2 ** np.arange(context)  # bit t - 1 - j has weight 2^j
+    for t in range(context, len(uniforms)):
+        code = int(bits[t - context:t][::-1] @ weights)
+        bits[t] = uniforms[t] < table[code]
+    return bits
 
 
 class NGramsTask(BitTask):
@@ -97,7 +120,8 @@ class NGramsTask(BitTask):
             pad = pad_length(int(lengths.max()), self.edges)
         else:
             if not self.has_length(length):
-                raise ValueError(f"ngrams: no prediction in a sequence of {length} bits")
+                raise ValueError(f"ngrams: length={length} < order={self.order}: no "
+                                 "prediction would have a full context")
             lengths = np.full(batch_size, length)
             pad = length
         seqs = [self.sequence(rng, int(L)) for L in lengths]
@@ -107,18 +131,13 @@ class NGramsTask(BitTask):
         """[length] bits from a fresh n-gram table."""
         context = self.order - 1
         table = rng.beta(self.beta, self.beta, size=2 ** context)
-        bits = np.zeros(length, np.int64)
-        bits[:context] = rng.integers(0, 2, size=context)
-        draws = rng.random(length)
-        weights = 2 ** np.arange(context)  # bit t - j has weight 2^j, as context_codes
-        for t in range(context, length):
-            code = int(bits[t - context:t][::-1] @ weights)
-            bits[t] = draws[t] < table[code]
-        return bits
+        first = rng.integers(0, 2, size=context)
+        return ngram_sequence(table, first, rng.random(length))
 
     def make_batch(self, seqs: list[np.ndarray], steps: int) -> Batch:
-        """Lay out bit sequences as a batch of `steps` time steps: input bit t,
-        target bit t + 1, scored for t in [order - 2, L - 2]."""
+        """Lay out bit sequences as a batch of T = `steps` time steps: input
+        bit t, target bit t + 1, scored for t in [order - 2, L - 2].
+        Inputs and targets are [T, B, 1], masks [T, B]."""
         B = len(seqs)
         inputs = np.zeros((steps, B, 1), np.float32)
         targets = np.zeros((steps, B, 1), np.float32)
@@ -133,14 +152,12 @@ class NGramsTask(BitTask):
         return Batch(inputs, targets, loss_mask, step_mask)
 
     def loss(self, ys, batch: Batch):
-        """Binary cross-entropy of the next-bit predictions.
+        """Binary cross-entropy of the next-bit predictions `ys` [T, B, 1] (logits).
 
         Returns (mean cost in nats, {"cost": bits per sequence [B],
         "excess_cost": cost minus the Bayes-optimal predictor's [B]}).
         """
-        nats = (optax.sigmoid_binary_cross_entropy(ys[..., 0], batch.targets[..., 0])
-                * batch.loss_mask).sum(0)
+        loss, metrics = bit_loss(ys, batch.targets, batch.loss_mask)
         optimal = bayes_optimal_cost(batch.inputs[..., 0], batch.targets[..., 0],
                                      batch.loss_mask, self.order, self.beta)
-        cost = nats / LN2
-        return nats.mean(), {"cost": cost, "excess_cost": cost - optimal}
+        return loss, {"cost": metrics["cost"], "excess_cost": metrics["cost"] - optimal}

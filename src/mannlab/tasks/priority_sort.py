@@ -51,11 +51,14 @@ class PrioritySortTask(BitTask):
             lengths = rng.integers(self.min_length, self.max_length + 1, size=batch_size)
             pad = pad_length(self.steps_needed(int(lengths.max())), self.edges)
         else:
+            if length < 1:
+                raise ValueError(f"priority_sort: length={length}; need at least 1 vector")
             lengths = np.full(batch_size, length)
             pad = self.steps_needed(length)
         longest = int(lengths.max())
         vectors = rng.integers(0, 2, size=(longest, batch_size, self.bits))
-        priorities = rng.uniform(-1.0, 1.0, size=(longest, batch_size))
+        # float32, as the model sees them: the order is decided on those values
+        priorities = rng.uniform(-1.0, 1.0, size=(longest, batch_size)).astype(np.float32)
         return self.make_batch(vectors, priorities, lengths, pad)
 
     def make_batch(self, vectors: np.ndarray, priorities: np.ndarray, lengths: np.ndarray,
@@ -65,6 +68,9 @@ class PrioritySortTask(BitTask):
         Args:
           vectors: [>= max L, B, bits] in {0, 1}; priorities: [>= max L, B].
           lengths: [B] number of input vectors of each example.
+          steps: the padded length T.
+        Returns:
+          Batch: inputs [T, B, bits + 2], targets [T, B, bits], masks [T, B].
         """
         B, d = len(lengths), self.bits
         inputs = np.zeros((steps, B, self.input_size), np.float32)
