@@ -1,6 +1,9 @@
-"""Tiny configurations and readers shared by the trainer, CLI and report tests."""
+"""Tiny configurations, readers and checks shared by the tests."""
 
 import struct
+
+import jax.numpy as jnp
+import numpy as np
 
 from mannlab.config import parse_config
 
@@ -29,3 +32,15 @@ def event_records(seed_dir):
             events.append(event_pb2.Event.FromString(data[i + 12:i + 12 + n]))
             i += 12 + n + 4
     return events
+
+
+def check_bit_metrics(task, batch) -> None:
+    """A bit task's loss and metrics on its own targets: confident right
+    logits cost ~0 and get no bit wrong; confident wrong ones get every scored
+    bit wrong."""
+    perfect = jnp.where(jnp.asarray(batch.targets) > 0, 20.0, -20.0)
+    loss, metrics = task.loss(perfect, batch)
+    assert float(loss) < 1e-3 and np.all(np.asarray(metrics["bits_wrong"]) == 0)
+    _, metrics = task.loss(-perfect, batch)
+    np.testing.assert_allclose(metrics["bits_wrong"],
+                               batch.loss_mask.sum(0) * batch.targets.shape[-1])

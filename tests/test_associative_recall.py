@@ -1,7 +1,7 @@
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import check_bit_metrics
 from mannlab.config import ConfigError, parse_config
 from mannlab.tasks.associative_recall import AssociativeRecallTask, steps_needed
 
@@ -73,11 +73,7 @@ def test_as_many_items_as_exist_are_drawn_without_repeats():
 def test_loss_metrics_and_validation():
     task = AssociativeRecallTask(bits=3, item_length=2, max_items=4)
     b = task.sample(np.random.default_rng(1), 5)
-    perfect = jnp.where(jnp.asarray(b.targets) > 0, 20.0, -20.0)
-    loss, metrics = task.loss(perfect, b)
-    assert float(loss) < 1e-3 and np.all(np.asarray(metrics["bits_wrong"]) == 0)
-    _, metrics = task.loss(-perfect, b)
-    np.testing.assert_allclose(metrics["bits_wrong"], 2 * 3)
+    check_bit_metrics(task, b)
     assert task.has_length(2) and not task.has_length(1) and not task.has_length(65)
     with pytest.raises(ValueError, match="min_items"):
         AssociativeRecallTask(min_items=1)

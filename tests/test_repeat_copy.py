@@ -1,7 +1,7 @@
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import check_bit_metrics
 from mannlab.tasks.repeat_copy import RepeatCopyTask, steps_needed
 
 
@@ -40,11 +40,7 @@ def test_sampling_ranges_buckets_and_fixed_encoding():
 def test_loss_and_metrics():
     task = RepeatCopyTask(bits=2, max_length=3, max_repeats=2)
     b = task.sample(np.random.default_rng(1), 4)
-    perfect = jnp.where(jnp.asarray(b.targets) > 0, 20.0, -20.0)
-    loss, metrics = task.loss(perfect, b)
-    assert float(loss) < 1e-3 and np.all(np.asarray(metrics["bits_wrong"]) == 0)
-    loss, metrics = task.loss(-perfect, b)
-    np.testing.assert_allclose(metrics["bits_wrong"], (b.loss_mask[..., None] * 3).sum((0, 2)))
+    check_bit_metrics(task, b)
 
 
 def test_validation():
