@@ -35,7 +35,9 @@ class AssociativeRecallTask(BitTask):
         if not 2 <= min_items <= max_items:
             raise ValueError(f"associative_recall: need 2 <= min_items <= max_items, got "
                              f"min_items={min_items}, max_items={max_items}")
-        if max_items > self._distinct(bits, item_length):
+        # how many distinct items exist (capped: only comparisons use it)
+        self.possible_items = 2 ** min(bits * item_length, 62)
+        if max_items > self.possible_items:
             raise ValueError(f"associative_recall: max_items={max_items} distinct items do not "
                              f"exist with bits={bits}, item_length={item_length}")
         self.bits, self.item_length = bits, item_length
@@ -44,11 +46,6 @@ class AssociativeRecallTask(BitTask):
                                   steps_needed(max_items, item_length), length_buckets)
         self.input_size = bits + 2  # data bits, item delimiter, query delimiter
         self.output_size = bits
-
-    @staticmethod
-    def _distinct(bits: int, item_length: int) -> int:
-        """How many distinct items exist (capped: only the comparison matters)."""
-        return 2 ** min(bits * item_length, 62)
 
     @property
     def max_length(self) -> int:
@@ -59,7 +56,7 @@ class AssociativeRecallTask(BitTask):
     def has_length(self, length: int) -> bool:
         """`length` is the number of items: at least 2 (a query and its
         successor), and no more than there are distinct items."""
-        return 2 <= length <= self._distinct(self.bits, self.item_length)
+        return 2 <= length <= self.possible_items
 
     def sample(self, rng: np.random.Generator, batch_size: int, length: int | None = None) -> Batch:
         """A batch of the training distribution, or with exactly `length` items."""
@@ -69,7 +66,7 @@ class AssociativeRecallTask(BitTask):
         else:
             if not self.has_length(length):
                 raise ValueError(f"associative_recall: length={length} items; need 2 to "
-                                 f"{self._distinct(self.bits, self.item_length)} (distinct items)")
+                                 f"{self.possible_items} (distinct items)")
             counts = np.full(batch_size, length)
             pad = steps_needed(length, self.item_length)
         items = [self._distinct_items(rng, int(k)) for k in counts]
@@ -83,9 +80,8 @@ class AssociativeRecallTask(BitTask):
         nears the number of possible items; from half of them on, drawn
         without replacement instead (redrawing could take forever there).
         """
-        total = self._distinct(self.bits, self.item_length)
-        if 2 * count > total:
-            codes = rng.choice(total, size=count, replace=False)
+        if 2 * count > self.possible_items:
+            codes = rng.choice(self.possible_items, size=count, replace=False)
             width = self.bits * self.item_length
             flat = (codes[:, None] >> np.arange(width)[::-1]) & 1
             return flat.reshape(count, self.item_length, self.bits)
