@@ -41,7 +41,7 @@ def test_train_resume_eval_show(tmp_path, capsys):
 def test_errors_are_one_line_with_exit_code_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: {name: copy}\nmodel: {name: transformer}\n")
-    proc = subprocess.run([sys.executable, "-m", "mannlab.cli", "train", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "mannlab", "train", str(bad)],
                           capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "'transformer'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -49,7 +49,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     (run / "seed-0").mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(tiny_config().model_dump(mode="json")))
     (run / "seed-0/checkpoint.safetensors").write_bytes(b"not a checkpoint")
-    proc = subprocess.run([sys.executable, "-m", "mannlab.cli", "eval", str(run)],
+    proc = subprocess.run([sys.executable, "-m", "mannlab", "eval", str(run)],
                           capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "checkpoint" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -123,12 +123,11 @@ def test_seeds_in_processes_match_one_vmapped_program(tmp_path, monkeypatch):
 
 
 def test_seed_results_of_a_resumed_seed_replace_only_its_own(tmp_path):
-    from mannlab.cli import _write_seed_results
+    from mannlab.training.rundir import write_seed_results
 
-    path = tmp_path / "seeds.json"
-    _write_seed_results(path, [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 10}])
-    _write_seed_results(path, [{"seed": 4, "steps": 30}])
-    assert json.loads(path.read_text()) == [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 30}]
+    write_seed_results(tmp_path, [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 10}])
+    write_seed_results(tmp_path, [{"seed": 4, "steps": 30}])
+    assert json.loads((tmp_path / "seeds.json").read_text()) == [{"seed": 3, "steps": 10}, {"seed": 4, "steps": 30}]
 
 
 def test_eval_table_of_several_seeds_ends_with_their_median(capsys):

@@ -13,7 +13,6 @@ from mannlab.models.mann_rl import StepRecord
 from mannlab.training.checkpoint import load_checkpoint
 from mannlab.training.mann_rl import (
     History,
-    MannRLTrainer,
     cycle_phase,
     empty_history,
     ends_cycle,
@@ -24,16 +23,17 @@ from mannlab.training.mann_rl import (
     write_slot,
 )
 from mannlab.training.rundir import open_run
+from mannlab.training.trainer import Trainer
 
 TINY = {"task": {"name": "logic", "source": "generator", "min_operands": 2,
                  "max_operands": 3, "heldout_size": 32, "length_buckets": 1},
-        "model": {"name": "mann_rl", "memory_size": 16, "action_hidden": [32],
-                  "history": 3, "settle": 2, "memory_train_iterations": 2,
-                  "memory_samples": 8},
+        "model": {"name": "mann_rl", "memory_size": 16, "action_hidden": [32]},
         "train": {"optimizer": "adam", "learning_rate": 1e-3, "clip_value": 0.01,
                   "batch_size": 4, "max_steps": 13, "converge_at": None, "eval_every": 5,
                   "eval_size": 32, "log_every": 4, "checkpoint_every": 100,
-                  "log_images": False}}
+                  "log_images": False,
+                  "mann_rl": {"history": 3, "settle": 2, "memory_train_iterations": 2,
+                              "memory_samples": 8}}}
 
 
 def _config(tmp_path, **train):
@@ -144,12 +144,14 @@ def test_trainer_switches_phases(tmp_path):
 
     run = tmp_path / "run"
     (run / "seed-0").mkdir(parents=True)
-    tr = MannRLTrainer(run, load_config(_config(tmp_path)), [0])
-    st, p = tr.states[0], tr.seeds[0]
+    tr = Trainer(run, load_config(_config(tmp_path)), [0])
+    learner, p = tr.learner, tr.seeds[0]
     phases, updates, filled = [], [], []
     for _ in range(11):
-        before = jax.tree.map(np.asarray, st.params)
-        _, phase = tr.train_batch(0, tr.task.sample(p.rng, 4))
+        before = jax.tree.map(np.asarray, learner.states[0].params)
+        _, phase = learner.train_batch(0, tr.task.sample(p.rng, 4))
+        p.step += 1
+        st = learner.states[0]
         phases.append(phase)
         updates.append(st.memory_updates)
         filled.append(int(np.asarray(st.history.valid).any(axis=(1, 2)).sum()))
@@ -168,8 +170,7 @@ def test_trainer_switches_phases(tmp_path):
 # ---------------------------------------------------------------- resume
 def _final_state(run):
     run, config, (seed,) = open_run(run)
-    tr = MannRLTrainer(run, config, [0])
-    st = tr.states[0]
+    st = Trainer(run, config, [0]).learner.states[0]
     params, opt, state = load_checkpoint(seed / "checkpoint.safetensors", st.params,
                                          (st.action_opt, st.memory_opt, st.history))
     return jax.tree.leaves((params, opt)), state
@@ -204,7 +205,7 @@ def test_resume_is_exact(tmp_path):
 def test_learns_tiny_logic(tmp_path):
     """Chance is ~10/11 symbol errors and 1/2 answer errors."""
     cfg = _config(tmp_path, max_steps=1500, eval_every=1500, log_every=500)
-    assert main(["train", str(cfg), "model.history=16", "model.settle=4",
+    assert main(["train", str(cfg), "train.mann_rl.history=16", "train.mann_rl.settle=4",
                  "--run-dir", str(tmp_path / "r"), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "r/seed-0/summary.json").read_text())
     held = summary["heldout"]

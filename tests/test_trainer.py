@@ -13,7 +13,10 @@ from mannlab.tasks.base import pad_time
 from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mannlab.training.rundir import create_run
 from mannlab.training.step import sequence_loss
-from mannlab.training.trainer import Trainer, build_model, unstack_tree
+from mannlab.api import make_trainer
+from mannlab.config import build_model
+from mannlab.training.step import unstack_tree
+from mannlab.training.trainer import Trainer
 
 
 def train(tmp_path, name, seeds, **train_cfg):
@@ -33,7 +36,7 @@ def assert_trees_close(a, b, atol=1e-6):
 def test_vmapped_seeds_equal_separate_runs(tmp_path):
     together = train(tmp_path, "both", [3, 4])
     alone = train(tmp_path, "alone", [4])
-    assert_trees_close(unstack_tree(together.params, 1), unstack_tree(alone.params, 0), 1e-5)
+    assert_trees_close(unstack_tree(together.learner.params(), 1), unstack_tree(alone.learner.params(), 0), 1e-5)
     a = json.loads((tmp_path / "both/seed-4/metrics.jsonl").read_text().splitlines()[0])
     b = json.loads((tmp_path / "alone/seed-4/metrics.jsonl").read_text().splitlines()[0])
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
@@ -52,8 +55,8 @@ def test_resume_continues_the_same_run_exactly(tmp_path, steps_per_call, first_s
     resumed.train()
     assert resumed.seeds[0].step == 40
     np.testing.assert_array_equal(  # bitwise: same program, same data, same state
-        np.concatenate([np.ravel(x) for x in jax.tree.leaves(resumed.params)]),
-        np.concatenate([np.ravel(x) for x in jax.tree.leaves(straight.params)]))
+        np.concatenate([np.ravel(x) for x in jax.tree.leaves(resumed.learner.params())]),
+        np.concatenate([np.ravel(x) for x in jax.tree.leaves(straight.learner.params())]))
 
 
 def test_time_budget_stops_training(tmp_path):
@@ -96,7 +99,7 @@ def test_steps_per_call_trains_as_one_step_per_call(tmp_path):
         results = trainer.train()
         assert [r.steps for r in results] == [37, 37]
         runs[k] = trainer
-    assert_trees_close(runs[5].params, runs[1].params, 1e-5)
+    assert_trees_close(runs[5].learner.params(), runs[1].learner.params(), 1e-5)
     for seed in (3, 4):
         logs = [[json.loads(line) for line in (tmp_path / f"k{k}/seed-{seed}/metrics.jsonl")
                  .read_text().splitlines()] for k in (1, 5)]
@@ -125,7 +128,7 @@ def test_checkpoint_round_trip_and_atomic_write(tmp_path, monkeypatch):
     from mannlab.training import checkpoint
 
     trainer = train(tmp_path, "run", [3], max_steps=10)
-    params, opt = unstack_tree(trainer.params, 0), unstack_tree(trainer.opt_state, 0)
+    params, opt, _ = trainer.learner.seed_state(0)
     path = tmp_path / "ck.safetensors"
     save_checkpoint(path, params, opt, {"step": 7}, "{}")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ckpt-")] == []
@@ -240,7 +243,7 @@ def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):
     from mannlab.training.checkpoint import read_metadata
 
     trainer = train(tmp_path, "run", [3], max_steps=10)
-    params, opt = unstack_tree(trainer.params, 0), unstack_tree(trainer.opt_state, 0)
+    params, opt, _ = trainer.learner.seed_state(0)
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
@@ -278,7 +281,7 @@ def test_dnc_trains_with_tensorboard_images(tmp_path):
         {"name": "dnc", "controller_size": 16, "memory_size": 8, "memory_width": 4,
          "read_heads": 2})})
     create_run(tmp_path / "run", config, [3])
-    (result,) = Trainer(tmp_path / "run", config, [3]).train()
+    (result,) = make_trainer(tmp_path / "run", config, [3]).train()  # with the image hook
     assert result.steps == 40
     events = list((tmp_path / "run/seed-3").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 10_000  # scalars and images

@@ -1,56 +1,70 @@
-"""The `mannlab` command: train, resume, evaluate and show runs.
+"""The `mannlab` command: train, resume, evaluate, draw and report runs.
 
     mannlab train CONFIG.yaml [key=value ...] [--seeds N] [--run-dir DIR]
     mannlab train --resume RUN [train.max_steps=N ...]
     mannlab eval RUN --lengths 10 20 30 50 120
     mannlab show RUN --length 40 -o copy.png
     mannlab report RUN [RUN ...] -o report.html
+    mannlab configs
 """
 
 import argparse
-import json
 import math
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from mannlab import runtime
+from rich.console import Console
+from rich.table import Table
+
+from mannlab import api, runtime
+from mannlab.config import ConfigError, shipped_configs
+from mannlab.training.checkpoint import CheckpointError
+from mannlab.viz.figures import save_figure
+from mannlab.viz.report import build_report
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mannlab", description=__doc__.split("\n")[0])
-    p.add_argument("--threads", choices=["single", "multi"], default="single",
-                   help="XLA CPU threads per process (default: single; see docs/benchmarks.md)")
-    sub = p.add_subparsers(dest="command", required=True)
+RESTART_NOTE = """On Linux the program restarts itself once, before anything else, with
+glibc's malloc asking for transparent huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1),
+which makes the large per-step buffers of a training step much cheaper. Set
+MANNLAB_NO_RESTART=1 (or GLIBC_TUNABLES=glibc.malloc.hugetlb=0) to skip it.
+Options and config overrides may come in any order."""
 
-    t = sub.add_parser("train", help="train a model from a YAML config, or resume a run")
-    t.add_argument("config", nargs="?", help="YAML config (see configs/)")
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    """One parser per command (each parses options and positionals intermixed)."""
+    t = argparse.ArgumentParser(prog="mannlab train",
+                                description="train a model from a YAML config, or resume a run")
+    t.add_argument("config", nargs="?", help="YAML config file or shipped config name "
+                   "(`mannlab configs`)")
     t.add_argument("overrides", nargs="*", help="config overrides: train.batch_size=16 ...")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     t.add_argument("--seeds", type=int, default=1, help="train N seeds: seed, seed+1, ...")
     t.add_argument("--execution", choices=["auto", "vmap", "processes"], default="auto",
                    help="how to run several seeds (auto: processes on CPU, vmap on GPU)")
     t.add_argument("--run-dir", help="run directory (default: runs/<config>-<time>)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true", help="no progress display")
 
-    e = sub.add_parser("eval", help="generalisation table of a trained run")
+    e = argparse.ArgumentParser(prog="mannlab eval",
+                                description="generalisation table of a trained run")
     e.add_argument("run", help="RUN or RUN/seed-K")
-    e.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 30, 50, 120])
+    e.add_argument("--lengths", type=int, nargs="+", default=list(api.DEFAULT_LENGTHS))
     e.add_argument("--repeats", type=int, nargs="+", help="repeat counts (repeat-copy)")
     e.add_argument("--sequences", type=int, default=1000, help="sequences per length")
 
-    s = sub.add_parser("show", help="figure of a trained model on one sequence")
+    s = argparse.ArgumentParser(prog="mannlab show",
+                                description="figure of a trained model on one sequence")
     s.add_argument("run", help="RUN or RUN/seed-K (first seed if RUN)")
     s.add_argument("--length", type=int, default=40)
     s.add_argument("--repeats", type=int, help="repeat count (repeat-copy)")
     s.add_argument("--sample-seed", type=int, default=0, help="which random sequence")
     s.add_argument("-o", "--output", default="show.png")
 
-    r = sub.add_parser("report", help="self-contained HTML report of one or several runs")
+    r = argparse.ArgumentParser(prog="mannlab report",
+                                description="self-contained HTML report of one or several runs")
     r.add_argument("runs", nargs="+", metavar="RUN", help="run directories (overlaid)")
     r.add_argument("-o", "--output", default="report.html")
-    r.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 30, 50, 120],
+    r.add_argument("--lengths", type=int, nargs="+", default=list(api.DEFAULT_LENGTHS),
                    help="generalisation lengths for seeds without eval.json")
     r.add_argument("--sequences", type=int, default=1000,
                    help="sequences per length for seeds without eval.json")
@@ -58,13 +72,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="lengths of the memory figures (default: the longest training "
                         "length and the longest evaluated one)")
     r.add_argument("--title", help="report title")
+
+    c = argparse.ArgumentParser(prog="mannlab configs",
+                                description="list the configs that ship with mannlab")
+    return {"train": t, "eval": e, "show": s, "report": r, "configs": c}
+
+
+def _parser(commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {name:<8} {p.description}" for name, p in commands.items())
+    p = argparse.ArgumentParser(
+        prog="mannlab", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n")[0],
+        epilog=f"commands:\n{listing}\n\n`mannlab COMMAND --help` for a command's options.\n\n"
+               f"{RESTART_NOTE}")
+    p.add_argument("--threads", choices=["single", "multi"], default="single",
+                   help="XLA CPU threads per process (default: single; see docs/benchmarks.md)")
+    p.add_argument("command", choices=list(commands), help="what to do")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments")
     return p
 
 
-def _print_table(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The global options, the command, and the command's own arguments in any order."""
+    commands = _commands()
+    top = _parser(commands).parse_args(argv)
+    args = commands[top.command].parse_intermixed_args(top.args)
+    args.command, args.threads = top.command, top.threads
+    return args
 
+
+def _print_table(result: dict) -> None:
     names = result["metrics"]
     table = Table(title=f"per sequence, mean of {result['sequences']} sequences per row")
     table.add_column("seed")
@@ -89,83 +126,31 @@ def _median(values: list[float]) -> float:
 
 
 def cmd_train(args) -> int:
-    from mannlab.config import ConfigError, load_config
-    from mannlab.training import rundir
-    from mannlab.training.seeds import choose_execution, train_in_processes
+    def done(r):
+        print(f"  seed {r['seed']}: {_status(r)}", flush=True)
 
+    started = time.perf_counter()
+    progress = not args.no_progress
     if args.resume:
         overrides = ([args.config] if args.config else []) + args.overrides
-        run, config, seed_paths = rundir.open_run(args.resume)
-        if overrides:
-            config = rundir.extend_budget(run, overrides)
-        seeds = [rundir.seed_of(p) for p in seed_paths]
+        print(f"run directory: {args.resume}")
+        run = api.resume(args.resume, overrides, args.execution, progress, on_done=done)
     else:
         if not args.config:
             raise ConfigError("train needs a CONFIG.yaml (or --resume RUN)")
         if args.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
-        config = load_config(args.config, args.overrides)
-        _check_buildable(config, args.config)
-        seeds = [config.seed + k for k in range(args.seeds)]
-        run = Path(args.run_dir) if args.run_dir else rundir.new_run_dir(
-            "runs", Path(args.config).stem)
-        rundir.create_run(run, config, seeds)
-    print(f"run directory: {run}")
-    print(f"watch it live:  tensorboard --logdir {run}")
-    execution = choose_execution(args.execution, len(seeds))
-    started = time.perf_counter()
-    if execution == "processes":
-        print(f"training {len(seeds)} seeds in separate processes ...")
-
-        def done(r):
-            print(f"  seed {r['seed']}: {_status(r)}", flush=True)
-
-        results = train_in_processes(run, seeds, on_done=done)
-    else:
-        from mannlab.training.progress import ProgressReporter
-        from mannlab.training.trainer import make_trainer
-
-        trainer = make_trainer(run, config, seeds,
-                          reporter=None if args.no_progress else ProgressReporter())
-        results = [r.__dict__ for r in trainer.train()]
-        for r in results:
-            print(f"  seed {r['seed']}: {_status(r)}")
-    converged = sum(r["converged"] is not None for r in results)
-    print(f"{converged}/{len(results)} seeds converged; wall clock "
+        run = api.train(args.config, args.overrides, args.run_dir, args.seeds, args.execution,
+                        progress, on_done=done, on_start=_announce)
+    converged = sum(r["converged"] is not None for r in run.seeds)
+    print(f"{converged}/{len(run.seeds)} seeds converged; wall clock "
           f"{time.perf_counter() - started:.1f} s")
-    _write_seed_results(run / "seeds.json", results)
     return 0
 
 
-def _write_seed_results(path: Path, results: list[dict]) -> None:
-    """seeds.json: every seed's result, these replacing earlier ones of the
-    same seeds (resuming one seed keeps the others' results)."""
-    earlier = json.loads(path.read_text()) if path.exists() else []
-    fresh = {r["seed"] for r in results}
-    merged = [r for r in earlier if r["seed"] not in fresh] + results
-    path.write_text(json.dumps(sorted(merged, key=lambda r: r["seed"]), indent=2) + "\n")
-
-
-def _check_buildable(config, source: str) -> None:
-    """Build the task, and the model's shapes, once before the run directory
-    is made, so that a combination of fields the task or model rejects (or a
-    missing or damaged data file) is a one-line ConfigError and leaves nothing
-    behind."""
-    import lzma
-
-    import equinox as eqx
-    import jax
-
-    from mannlab.config import ConfigError
-
-    try:
-        task = config.task.build()
-        # token-id tasks put an embedding in front: any input size checks the model
-        inputs = task.input_size if getattr(task, "vocab_size", None) is None else 1
-        eqx.filter_eval_shape(config.model.build, inputs, task.output_size,
-                              jax.random.key(config.seed))
-    except (ValueError, OSError, EOFError, lzma.LZMAError) as err:
-        raise ConfigError(f"{source}: {err}") from None
+def _announce(run) -> None:
+    print(f"run directory: {run}")
+    print(f"watch it live:  tensorboard --logdir {run}", flush=True)
 
 
 def _status(r: dict) -> str:
@@ -176,14 +161,6 @@ def _status(r: dict) -> str:
     return f"not converged after {r['steps']} steps ({r['seconds']:.1f} s); held-out {held}"
 
 
-def _check_repeats(config, repeats) -> None:
-    from mannlab.config import ConfigError
-
-    if repeats and config.task.name != "repeat_copy":
-        raise ConfigError(f"--repeats applies to repeat_copy runs; this run's task is "
-                          f"{config.task.name}")
-
-
 def _note_skipped(result: dict) -> None:
     if result.get("skipped"):
         print(f"skipped lengths {' '.join(map(str, result['skipped']))}: the task has no "
@@ -191,78 +168,39 @@ def _note_skipped(result: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    from mannlab.training.evaluate import generalisation, save_eval
-    from mannlab.training.rundir import open_run
-
-    _, config, seed_paths = open_run(args.run)
-    _check_repeats(config, args.repeats)
-    if args.repeats:
-        result = None
-        for r in args.repeats:
-            part = generalisation(config, seed_paths, args.lengths, args.sequences, repeats=r)
-            _note_skipped(part)
-            _print_table(part)
-            result = result or {**part, "by_repeats": {}}
-            result["by_repeats"][str(r)] = part["seeds"]
-        save_eval(seed_paths, result)
-        return 0
-    result = generalisation(config, seed_paths, args.lengths, args.sequences)
-    _note_skipped(result)
-    _print_table(result)
-    save_eval(seed_paths, result)
+    result = api.evaluate(args.run, args.lengths, args.sequences, args.repeats)
+    for part in (result["by_repeats"].values() if args.repeats else [result]):
+        _note_skipped(part)
+        _print_table(part)
     return 0
 
 
 def cmd_show(args) -> int:
-    from mannlab.training.evaluate import trace_sequence
-    from mannlab.training.rundir import open_run
-    from mannlab.viz.figures import save_figure, sequence_figure
-
-    _, config, seed_paths = open_run(args.run)
-    _check_repeats(config, args.repeats)
-    kwargs = {"repeats": args.repeats} if args.repeats else {}
-    batch, probs, trace = trace_sequence(config, seed_paths[0], args.length, args.sample_seed,
-                                         **kwargs)
-    from mannlab.viz.figures import figure_title
-    from mannlab.viz.trace import memory_before
-
-    title = figure_title(config, args.length, seed_paths[0].name)
-    save_figure(sequence_figure(batch, probs, trace, title,
-                                memory_before=memory_before(config, seed_paths[0])),
-                args.output)
+    save_figure(api.figure(args.run, args.length, args.sample_seed, args.repeats), args.output)
     print(f"wrote {args.output}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from mannlab.viz.report import build_report
-
     out = build_report(args.runs, args.output, args.lengths, args.sequences,
                        args.show_lengths, args.title)
     print(f"wrote {out['output']}: {len(out['figures'])} figures, {len(out['tables'])} tables")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    runtime.configure(args.threads)
-    from mannlab.config import ConfigError
-    from mannlab.training.checkpoint import CheckpointError
+def cmd_configs(args) -> int:
+    for name, description in shipped_configs().items():
+        print(f"{name:<28} {description}")
+    return 0
 
-    commands = {"train": cmd_train, "eval": cmd_eval, "show": cmd_show, "report": cmd_report}
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runtime.configure(args.threads)
+    commands = {"train": cmd_train, "eval": cmd_eval, "show": cmd_show, "report": cmd_report,
+                "configs": cmd_configs}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError) as err:
         print(f"mannlab: error: {err}", file=sys.stderr)
         return 2
-
-
-def entry() -> None:
-    """The `mannlab` program: restarts itself once with huge pages for
-    malloc (`runtime.restart_with_huge_pages`), then runs `main`."""
-    runtime.restart_with_huge_pages()
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry()

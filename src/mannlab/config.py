@@ -4,14 +4,36 @@ A config has four sections: ``task``, ``model``, ``train`` and ``seed``. The
 ``name`` field of ``task`` and ``model`` picks the variant; each variant's
 config knows how to build its object (``build``). Unknown fields are errors,
 and every error names the field and the offending value.
+
+Defaults live in one place, the constructors: a field's default here is
+read from the signature of the class it builds (`arg`), so a model or task
+built from Python and one built from a config with the field left out are
+the same. Only what exists in configs alone (the ``train`` section) has its
+defaults here.
 """
 
+import inspect
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+import jax
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mannlab.models.dnc import DNC
+from mannlab.models.embedded import wrap_for_task
+from mannlab.models.lstm import LSTM
+from mannlab.models.mann_rl import MannRL
+from mannlab.models.ntm import NTM
+from mannlab.tasks.associative_recall import AssociativeRecallTask
+from mannlab.tasks.copy import CopyTask
+from mannlab.tasks.logic import LogicTask
+from mannlab.tasks.ngrams import NGramsTask
+from mannlab.tasks.pos import POSTask
+from mannlab.tasks.priority_sort import PrioritySortTask
+from mannlab.tasks.repeat_copy import RepeatCopyTask
+from mannlab.tasks.sentences import SentencesTask
 
 
 class ConfigError(ValueError):
@@ -19,234 +41,245 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    """No unknown fields, and no coercion: `true` is not an int, "5" is not a
-    number (an int is accepted where a float is expected)."""
+    """No unknown fields, no coercion (`true` is not an int, "5" is not a
+    number; an int is accepted where a float is expected), no inf or NaN."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def arg(cls: type, name: str, **constraints) -> Any:
+    """A pydantic Field whose default is the default of `cls`'s constructor
+    argument `name` (tuples become lists, as YAML writes them)."""
+    default = inspect.signature(cls).parameters[name].default
+    if default is inspect.Parameter.empty:
+        raise TypeError(f"{cls.__name__}({name}=...) has no default")
+    return Field(list(default) if isinstance(default, tuple) else default, **constraints)
+
+
+class Buildable(Strict):
+    """A config section that builds `target` from its fields (all but ``name``)."""
+
+    target: ClassVar[type]
+
+    def kwargs(self) -> dict:
+        return {k: getattr(self, k) for k in type(self).model_fields if k != "name"}
 
 
 # ---------------------------------------------------------------- tasks
-class CopyConfig(Strict):
+class TaskSection(Buildable):
+    def build(self):
+        """The task."""
+        return self.target(**self.kwargs())
+
+
+class CopyConfig(TaskSection):
+    target: ClassVar[type] = CopyTask
     name: Literal["copy"]
-    bits: int = Field(8, ge=1)
-    min_length: int = Field(1, ge=1)
-    max_length: int = Field(20, ge=1)
-    length_buckets: int = Field(4, ge=1)
-
-    def build(self):
-        from mannlab.tasks.copy import CopyTask
-
-        return CopyTask(self.bits, self.min_length, self.max_length, self.length_buckets)
+    bits: int = arg(CopyTask, "bits", ge=1)
+    min_length: int = arg(CopyTask, "min_length", ge=1)
+    max_length: int = arg(CopyTask, "max_length", ge=1)
+    length_buckets: int = arg(CopyTask, "length_buckets", ge=1)
 
 
-class LogicConfig(Strict):
-    """Sequential logic (MANN-RL): see `mannlab.tasks.logic`."""
-
-    name: Literal["logic"]
-    data_path: str | None = "../shared/data/mann-rl-logic/logic.dataset.json.xz"
-    source: Literal["auto", "file", "generator"] = "auto"
-    min_operands: int = Field(2, ge=2)
-    max_operands: int = Field(20, ge=2)
-    score: Literal["all", "answer"] = "all"
-    length_buckets: int = Field(4, ge=1)
-    heldout_size: int = Field(500, ge=1)
-
-    def build(self):
-        from mannlab.tasks.logic import LogicTask
-
-        return LogicTask(**self.model_dump(exclude={"name"}))
-
-
-class POSConfig(Strict):
-    """UPOS tagging of a UD treebank (MANN-RL): see `mannlab.tasks.pos`. Its
-    inputs are word ids: build its model with `mannlab.models.embedded.wrap_for_task`."""
-
-    name: Literal["pos"]
-    train_path: str = "../shared/data/ud-english-ewt/en_ewt-ud-train.conllu.xz"
-    heldout_path: str = "../shared/data/ud-english-ewt/en_ewt-ud-dev.conllu.xz"
-    lowercase: bool = True
-    min_count: int = Field(2, ge=1)
-    embedding_size: int = Field(64, ge=1)
-    vectors_path: str | None = None
-    freeze_embeddings: bool = False
-    length_buckets: int = Field(8, ge=1)
-
-    def build(self):
-        from mannlab.tasks.pos import POSTask
-
-        return POSTask(**self.model_dump(exclude={"name"}))
-
-
-class SentencesConfig(Strict):
-    """Sentence memorisation (MANN-RL): see `mannlab.tasks.sentences`."""
-
-    name: Literal["sentences"]
-    path: str = "../shared/data/ud-english-ewt/en_ewt-ud-train.conllu.xz"
-    count: int = Field(500, ge=1)
-    max_chars: int | None = Field(None, ge=1)
-    echo_fraction: float = Field(0.1, ge=0, le=1)
-    heldout_every: int = Field(10, ge=0)
-    score: Literal["all", "answer"] = "all"
-    length_buckets: int = Field(4, ge=1)
-
-    def build(self):
-        from mannlab.tasks.sentences import SentencesTask
-
-        return SentencesTask(**self.model_dump(exclude={"name"}))
-
-
-class RepeatCopyConfig(Strict):
+class RepeatCopyConfig(TaskSection):
+    target: ClassVar[type] = RepeatCopyTask
     name: Literal["repeat_copy"]
-    bits: int = Field(8, ge=1)
-    min_length: int = Field(1, ge=1)
-    max_length: int = Field(10, ge=1)
-    min_repeats: int = Field(1, ge=1)
-    max_repeats: int = Field(10, ge=1)
-    repeat_normaliser: float = Field(
-        10.0, gt=0, description="the repeat channel carries repeats / repeat_normaliser")
-    length_buckets: int = Field(4, ge=1)
-
-    def build(self):
-        from mannlab.tasks.repeat_copy import RepeatCopyTask
-
-        return RepeatCopyTask(**self.model_dump(exclude={"name"}))
+    bits: int = arg(RepeatCopyTask, "bits", ge=1)
+    min_length: int = arg(RepeatCopyTask, "min_length", ge=1)
+    max_length: int = arg(RepeatCopyTask, "max_length", ge=1)
+    min_repeats: int = arg(RepeatCopyTask, "min_repeats", ge=1)
+    max_repeats: int = arg(RepeatCopyTask, "max_repeats", ge=1)
+    repeat_normaliser: float = arg(
+        RepeatCopyTask, "repeat_normaliser", gt=0,
+        description="the repeat channel carries repeats / repeat_normaliser")
+    length_buckets: int = arg(RepeatCopyTask, "length_buckets", ge=1)
 
 
-class AssociativeRecallConfig(Strict):
-    """Associative recall (NTM paper 4.3): see `mannlab.tasks.associative_recall`.
-    Its sequence length (eval ``--lengths``) is the number of items."""
+class AssociativeRecallConfig(TaskSection):
+    """Its sequence length (eval ``--lengths``) is the number of items."""
 
+    target: ClassVar[type] = AssociativeRecallTask
     name: Literal["associative_recall"]
-    bits: int = Field(6, ge=1)
-    item_length: int = Field(3, ge=1)
-    min_items: int = Field(2, ge=2)
-    max_items: int = Field(6, ge=2)
-    length_buckets: int = Field(4, ge=1)
+    bits: int = arg(AssociativeRecallTask, "bits", ge=1)
+    item_length: int = arg(AssociativeRecallTask, "item_length", ge=1)
+    min_items: int = arg(AssociativeRecallTask, "min_items", ge=2)
+    max_items: int = arg(AssociativeRecallTask, "max_items", ge=2)
+    length_buckets: int = arg(AssociativeRecallTask, "length_buckets", ge=1)
 
     @property
     def max_length(self) -> int:
         """The training length, in items (as reports read it)."""
         return self.max_items
 
-    def build(self):
-        from mannlab.tasks.associative_recall import AssociativeRecallTask
 
-        return AssociativeRecallTask(**self.model_dump(exclude={"name"}))
-
-
-class NGramsConfig(Strict):
-    """Dynamic n-grams (NTM paper 4.4): see `mannlab.tasks.ngrams`."""
-
+class NGramsConfig(TaskSection):
+    target: ClassVar[type] = NGramsTask
     name: Literal["ngrams"]
-    order: int = Field(6, ge=2, le=16, description="n: contexts of n - 1 bits (2^(n-1) of them)")
-    min_length: int = Field(200, ge=2)
-    max_length: int = Field(200, ge=2)
-    beta: float = Field(0.5, gt=0, description="the tables' probabilities are Beta(beta, beta)")
-    length_buckets: int = Field(1, ge=1)
-
-    def build(self):
-        from mannlab.tasks.ngrams import NGramsTask
-
-        return NGramsTask(**self.model_dump(exclude={"name"}))
+    order: int = arg(NGramsTask, "order", ge=2, le=16,
+                     description="n: contexts of n - 1 bits (2^(n-1) of them)")
+    min_length: int = arg(NGramsTask, "min_length", ge=2)
+    max_length: int = arg(NGramsTask, "max_length", ge=2)
+    beta: float = arg(NGramsTask, "beta", gt=0,
+                      description="the tables' probabilities are Beta(beta, beta)")
+    length_buckets: int = arg(NGramsTask, "length_buckets", ge=1)
 
 
-class PrioritySortConfig(Strict):
-    """Priority sort (NTM paper 4.5): see `mannlab.tasks.priority_sort`."""
-
+class PrioritySortConfig(TaskSection):
+    target: ClassVar[type] = PrioritySortTask
     name: Literal["priority_sort"]
-    bits: int = Field(8, ge=1)
-    min_length: int = Field(20, ge=1)
-    max_length: int = Field(20, ge=1)
-    sorted_fraction: float = Field(
-        0.8, gt=0, le=1, description="the answer lists round(sorted_fraction * length) vectors")
-    length_buckets: int = Field(4, ge=1)
+    bits: int = arg(PrioritySortTask, "bits", ge=1)
+    min_length: int = arg(PrioritySortTask, "min_length", ge=1)
+    max_length: int = arg(PrioritySortTask, "max_length", ge=1)
+    sorted_fraction: float = arg(
+        PrioritySortTask, "sorted_fraction", gt=0, le=1,
+        description="the answer lists round(sorted_fraction * length) vectors")
+    length_buckets: int = arg(PrioritySortTask, "length_buckets", ge=1)
 
-    def build(self):
-        from mannlab.tasks.priority_sort import PrioritySortTask
 
-        return PrioritySortTask(**self.model_dump(exclude={"name"}))
+class LogicConfig(TaskSection):
+    """Sequential logic (MANN-RL)."""
+
+    target: ClassVar[type] = LogicTask
+    name: Literal["logic"]
+    data_path: str | None = arg(LogicTask, "data_path")
+    source: Literal["auto", "file", "generator"] = arg(LogicTask, "source")
+    min_operands: int = arg(LogicTask, "min_operands", ge=2)
+    max_operands: int = arg(LogicTask, "max_operands", ge=2)
+    score: Literal["all", "answer"] = arg(LogicTask, "score")
+    length_buckets: int = arg(LogicTask, "length_buckets", ge=1)
+    heldout_size: int = arg(LogicTask, "heldout_size", ge=1)
+
+
+class POSConfig(TaskSection):
+    """UPOS tagging of a UD treebank (MANN-RL); inputs are word ids, so the
+    model gets an embedding in front (`build_model`)."""
+
+    target: ClassVar[type] = POSTask
+    name: Literal["pos"]
+    train_path: str = arg(POSTask, "train_path")
+    heldout_path: str = arg(POSTask, "heldout_path")
+    lowercase: bool = arg(POSTask, "lowercase")
+    min_count: int = arg(POSTask, "min_count", ge=1)
+    embedding_size: int = arg(POSTask, "embedding_size", ge=1)
+    vectors_path: str | None = arg(POSTask, "vectors_path")
+    freeze_embeddings: bool = arg(POSTask, "freeze_embeddings")
+    length_buckets: int = arg(POSTask, "length_buckets", ge=1)
+
+
+class SentencesConfig(TaskSection):
+    """Sentence memorisation (MANN-RL)."""
+
+    target: ClassVar[type] = SentencesTask
+    name: Literal["sentences"]
+    path: str = arg(SentencesTask, "path")
+    count: int = arg(SentencesTask, "count", ge=1)
+    max_chars: int | None = arg(SentencesTask, "max_chars", ge=1)
+    echo_fraction: float = arg(SentencesTask, "echo_fraction", ge=0, le=1)
+    heldout_every: int = arg(SentencesTask, "heldout_every", ge=0)
+    score: Literal["all", "answer"] = arg(SentencesTask, "score")
+    length_buckets: int = arg(SentencesTask, "length_buckets", ge=1)
 
 
 TaskConfig = Annotated[CopyConfig | RepeatCopyConfig | AssociativeRecallConfig | NGramsConfig
                        | PrioritySortConfig | LogicConfig | POSConfig | SentencesConfig,
                        Field(discriminator="name")]
 
+SYMBOL_TASKS = ("logic", "pos", "sentences")
+"""Tasks of symbol sequences (`mannlab.tasks.seqdata`), the ones MANN-RL trains on."""
+
 
 # ---------------------------------------------------------------- models
-class LSTMConfig(Strict):
+class ModelSection(Buildable):
+    learner: ClassVar[str] = "gradient"
+    """How the model family trains (`mannlab.training.trainer.make_learner`)."""
+
+    def build(self, input_size: int, output_size: int, key):
+        """The model for inputs of `input_size` and outputs of `output_size`."""
+        return self.target(input_size, output_size, key=key, **self.kwargs())
+
+
+class LSTMConfig(ModelSection):
+    target: ClassVar[type] = LSTM
     name: Literal["lstm"]
-    hidden_size: int = Field(256, ge=1)
-    layers: int = Field(3, ge=1)
-
-    def build(self, input_size: int, output_size: int, key):
-        from mannlab.models.lstm import LSTM
-
-        return LSTM(input_size, output_size, self.hidden_size, self.layers, key=key)
+    hidden_size: int = arg(LSTM, "hidden_size", ge=1)
+    layers: int = arg(LSTM, "layers", ge=1)
 
 
-class NTMConfig(Strict):
+class NTMConfig(ModelSection):
+    target: ClassVar[type] = NTM
     name: Literal["ntm"]
-    controller: Literal["lstm", "feedforward"] = "lstm"
-    controller_size: int = Field(100, ge=1)
-    controller_layers: int = Field(1, ge=1)
-    memory_size: int = Field(128, ge=1)
-    memory_width: int = Field(20, ge=1)
-    read_heads: int = Field(1, ge=1)
-    write_heads: int = Field(1, ge=1)
-    shared_head: bool = False
-    shift_range: int = Field(1, ge=0)
-    memory_init: Literal["constant", "learned", "random"] = "constant"
-    remat: bool = True
-
-    def build(self, input_size: int, output_size: int, key):
-        from mannlab.models.ntm import NTM
-
-        return NTM(input_size, output_size, key=key,
-                   **self.model_dump(exclude={"name"}))
+    controller: Literal["lstm", "feedforward"] = arg(NTM, "controller")
+    controller_size: int = arg(NTM, "controller_size", ge=1)
+    controller_layers: int = arg(NTM, "controller_layers", ge=1)
+    memory_size: int = arg(NTM, "memory_size", ge=1)
+    memory_width: int = arg(NTM, "memory_width", ge=1)
+    read_heads: int = arg(NTM, "read_heads", ge=1)
+    write_heads: int = arg(NTM, "write_heads", ge=1)
+    shared_head: bool = arg(NTM, "shared_head")
+    shift_range: int = arg(NTM, "shift_range", ge=0)
+    memory_init: Literal["constant", "learned", "random"] = arg(NTM, "memory_init")
+    remat: bool = arg(NTM, "remat")
+    kernels: Literal["reference", "fast"] = arg(NTM, "kernels")
 
 
-class DNCConfig(Strict):
+class DNCConfig(ModelSection):
+    target: ClassVar[type] = DNC
     name: Literal["dnc"]
-    controller: Literal["lstm", "feedforward"] = "lstm"
-    controller_size: int = Field(100, ge=1)
-    controller_layers: int = Field(1, ge=1)
-    memory_size: int = Field(128, ge=1)
-    memory_width: int = Field(20, ge=1)
-    read_heads: int = Field(4, ge=1)
-    write_heads: Literal[1] = 1
-    content_masking: bool = False
-    deallocation_erase: bool = False
-    link_sharpness: bool = False
-    trace_links: bool = False
-    remat: bool = True
+    controller: Literal["lstm", "feedforward"] = arg(DNC, "controller")
+    controller_size: int = arg(DNC, "controller_size", ge=1)
+    controller_layers: int = arg(DNC, "controller_layers", ge=1)
+    memory_size: int = arg(DNC, "memory_size", ge=1)
+    memory_width: int = arg(DNC, "memory_width", ge=1)
+    read_heads: int = arg(DNC, "read_heads", ge=1)
+    write_heads: Literal[1] = Field(1, description="the DNC has one write head")
+    content_masking: bool = arg(DNC, "content_masking")
+    deallocation_erase: bool = arg(DNC, "deallocation_erase")
+    link_sharpness: bool = arg(DNC, "link_sharpness")
+    trace_links: bool = arg(DNC, "trace_links")
+    remat: bool = arg(DNC, "remat")
+    kernels: Literal["reference", "fast"] = arg(DNC, "kernels")
 
-    def build(self, input_size: int, output_size: int, key):
-        from mannlab.models.dnc import DNC
-
-        return DNC(input_size, output_size, key=key,
-                   **self.model_dump(exclude={"name", "write_heads"}))
+    def kwargs(self) -> dict:
+        return {k: v for k, v in super().kwargs().items() if k != "write_heads"}
 
 
-class MannRLConfig(Strict):
-    """MANN-RL (Barrett 2025): `mannlab.models.mann_rl`, trained by
-    `mannlab.training.mann_rl`. The network fields build the model; the
-    recipe fields (the paper's names) drive the memory-net's Q-learning. The
-    action network's learner is the ``train`` section (paper: ``optimizer:
-    adam``, ``learning_rate: 1e-4``, ``clip_value: 0.01``, ``batch_size: 16``);
-    ``train.max_steps`` counts action-network batches."""
+class MannRLConfig(ModelSection):
+    """MANN-RL's networks (Barrett 2025): `mannlab.models.mann_rl`. Its
+    training recipe is the ``train`` section's ``mann_rl`` part."""
 
+    target: ClassVar[type] = MannRL
+    learner: ClassVar[str] = "mann_rl"
     name: Literal["mann_rl"]
-    memory_size: int = Field(48, ge=1)
-    action_hidden: list[int] = Field(
-        [256], description="hidden Linear-BatchNorm-ReLU sizes of the action network")
-    memory_hidden: list[int] = Field(
-        [], description="hidden blocks of the memory-net (paper: none)")
-    embedding_size: int | None = Field(
-        None, ge=1, description="Linear-BatchNorm-ReLU embedding of one-hot symbols "
-                                "(paper: 96 for sentences; none for logic)")
-    memory_init: float = Field(0.0, ge=0, le=1)
-    output_feed: Literal["probs", "onehot"] = "probs"
-    # -- the recipe
+    memory_size: int = arg(MannRL, "memory_size", ge=1)
+    action_hidden: list[int] = arg(
+        MannRL, "action_hidden", description="hidden Linear-BatchNorm-ReLU sizes of the action network")
+    memory_hidden: list[int] = arg(
+        MannRL, "memory_hidden", description="hidden blocks of the memory-net (paper: none)")
+    embedding_size: int | None = arg(
+        MannRL, "embedding_size", ge=1,
+        description="Linear-BatchNorm-ReLU embedding of one-hot symbols (paper: 96 for "
+                    "sentences; none for logic)")
+    memory_init: float = arg(MannRL, "memory_init", ge=0, le=1)
+    output_feed: Literal["probs", "onehot"] = arg(MannRL, "output_feed")
+
+    def kwargs(self) -> dict:
+        kw = super().kwargs()
+        return {**kw, "action_hidden": tuple(kw["action_hidden"]),
+                "memory_hidden": tuple(kw["memory_hidden"])}
+
+
+ModelConfig = Annotated[LSTMConfig | NTMConfig | DNCConfig | MannRLConfig,
+                        Field(discriminator="name")]
+
+
+# ---------------------------------------------------------------- training
+class MannRLRecipe(Strict):
+    """MANN-RL's memory-net learner (Barrett 2025, section 3; the paper's
+    names): `mannlab.training.mann_rl`. The action network's learner is the
+    ``train`` section itself (paper: ``optimizer: adam``, ``learning_rate:
+    1e-4``, ``clip_value: 0.01``, ``batch_size: 16``); ``train.max_steps``
+    counts action-network batches."""
+
     history: int = Field(32, ge=1, description="training batches whose states fill the buffer")
     settle: int = Field(8, ge=0, description="action batches before buffering starts")
     memory_train_iterations: int = Field(2, ge=0)
@@ -260,19 +293,7 @@ class MannRLConfig(Strict):
     target_gradient: bool = Field(
         False, description="let gradients flow through the expected memory (DQN: no)")
 
-    def build(self, input_size: int, output_size: int, key):
-        from mannlab.models.mann_rl import MannRL
 
-        return MannRL(input_size, output_size, self.memory_size, tuple(self.action_hidden),
-                      tuple(self.memory_hidden), self.embedding_size, self.memory_init,
-                      self.output_feed, key=key)
-
-
-ModelConfig = Annotated[LSTMConfig | NTMConfig | DNCConfig | MannRLConfig,
-                        Field(discriminator="name")]
-
-
-# ---------------------------------------------------------------- training
 class TrainConfig(Strict):
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"
     learning_rate: float = Field(1e-4, gt=0)
@@ -295,6 +316,8 @@ class TrainConfig(Strict):
         1, ge=1, description="training steps run in one compiled call (a lax.scan over "
         "steps): the host's per-call cost is paid once per this many steps; the steps of a "
         "call are padded to the longest of their batches")
+    mann_rl: MannRLRecipe | None = Field(
+        None, description="MANN-RL's memory-net recipe (model mann_rl only; defaults filled in)")
 
     @model_validator(mode="after")
     def _boundaries_align(self):
@@ -312,12 +335,38 @@ class RunConfig(Strict):
     train: TrainConfig = TrainConfig()
     seed: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _mann_rl_recipe_by_default(cls, raw: Any) -> Any:
+        """A mann_rl model trains with the paper's recipe unless ``train.mann_rl`` says otherwise."""
+        if not isinstance(raw, dict):
+            return raw
+        model, train = raw.get("model"), raw.get("train", {})
+        if (isinstance(model, dict) and model.get("name") == "mann_rl"
+                and isinstance(train, dict) and train.get("mann_rl") is None):
+            raw = {**raw, "train": {**train, "mann_rl": {}}}
+        return raw
+
     @model_validator(mode="after")
-    def _one_step_per_call_for_mann_rl(self):
-        if self.model.name == "mann_rl" and self.train.steps_per_call != 1:
+    def _mann_rl_fits(self):
+        if self.model.learner != "mann_rl":
+            if self.train.mann_rl is not None:
+                raise ValueError(f"train.mann_rl: only for model mann_rl (this model is "
+                                 f"{self.model.name})")
+            return self
+        if self.train.steps_per_call != 1:
             raise ValueError(f"train.steps_per_call: MANN-RL's trainer runs one step per call "
                              f"(got {self.train.steps_per_call})")
+        if self.task.name not in SYMBOL_TASKS:
+            raise ValueError(f"model: mann_rl trains on the symbol tasks "
+                             f"({', '.join(SYMBOL_TASKS)}), not on {self.task.name}")
         return self
+
+
+def build_model(config: RunConfig, task, seed: int):
+    """The model of `config` for `task`, initialised from PRNGKey(seed); tasks
+    over token ids get a learned embedding in front (`wrap_for_task`)."""
+    return wrap_for_task(config.model.build, task, jax.random.PRNGKey(seed))
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -396,6 +445,32 @@ def parse_config(raw: Any, source: str = "config") -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(f"{source}: {_format(err)}") from None
+
+
+SHIPPED_CONFIGS = Path(__file__).parent / "configs"
+"""The configs that ship with the package (``configs/`` in the repository)."""
+
+
+def shipped_configs() -> dict[str, str]:
+    """Each shipped config's name and the first line of its description."""
+    out = {}
+    for path in sorted(SHIPPED_CONFIGS.glob("*.yaml")):
+        first = path.read_text().splitlines()[0] if path.stat().st_size else ""
+        out[path.stem] = first.lstrip("# ").strip() if first.startswith("#") else ""
+    return out
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config file: `name_or_path` if it is a file, else the shipped config
+    of that name (``ntm-copy`` or ``ntm-copy.yaml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_CONFIGS / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise ConfigError(f"config file not found: {name_or_path} (and no shipped config of that "
+                      f"name; `mannlab configs` lists them)")
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

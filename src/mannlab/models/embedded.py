@@ -1,23 +1,24 @@
 """A learned word embedding in front of any sequence model.
 
 Tasks over a large word vocabulary (POS tagging) emit int32 token ids
-``xs`` [T, B] rather than one-hot vectors, and expose ``vocab_size``. Such a
+``xs`` [T, B] rather than one-hot vectors, and describe their embedding with
+an `Embedding` (``task.embedding``; None for vector inputs). Such a
 task's model is ``Embedded(inner, weights)``: ids are looked up in an
 embedding table [vocab_size, D] and the vectors [T, B, D] go to ``inner``, an
 ordinary `SequenceModel` built with ``input_size = D``. The embedding is
 trained with the rest of the model unless ``trainable=False``.
 
-The trainer builds models with `wrap_for_task(model_builder, task, key)`,
-which returns ``model_builder(task.input_size, task.output_size, key)`` for
-ordinary tasks and an `Embedded` model for tasks with ``vocab_size``. The
-table starts random (normal, std 1/sqrt(D)) or, when the task names a
+Models are built with `wrap_for_task(model_builder, task, key)`, which
+returns ``model_builder(task.input_size, task.output_size, key)`` for
+vector tasks and an `Embedded` model for tasks with an embedding. The
+table starts random (normal, std 1/sqrt(D)) or, when the embedding names a
 ``vectors_path``, from a GloVe / word2vec text file (see `load_word_vectors`).
 """
 
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -25,6 +26,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from mannlab.models.base import SequenceModel
+
+
+class Embedding(NamedTuple):
+    """How a task over token ids wants its inputs embedded.
+
+    vocab: the token of each id [V]; size: the embedding width D (unless
+    `vectors_path` gives pretrained vectors, whose width wins); lowercase:
+    match the vectors' words lowercased; freeze: keep the table fixed.
+    """
+
+    vocab: list[str]
+    size: int
+    vectors_path: Path | None = None
+    lowercase: bool = False
+    freeze: bool = False
 
 
 class Embedded(SequenceModel):
@@ -133,23 +149,20 @@ def wrap_for_task(model_builder: Callable[[int, int, jax.Array], SequenceModel],
     Args:
       model_builder: ``(input_size, output_size, key) -> model``, e.g.
         ``config.model.build``.
-      task: any task. If it has a ``vocab_size`` attribute (not None) its
-        inputs are token ids and the model is wrapped in `Embedded`; the
-        embedding size is ``task.embedding_size`` (or the dimension of
-        ``task.vectors_path`` when given), ``task.freeze_embeddings`` (default
-        False) keeps the table fixed, ``task.vocab`` names the rows.
+      task: a task (`mannlab.tasks.base.Task`): its ``embedding`` (an
+        `Embedding`, or None for vector inputs) decides whether the model is
+        wrapped in `Embedded`.
       key: PRNG key.
     """
-    if getattr(task, "vocab_size", None) is None:
+    spec: Embedding | None = task.embedding
+    if spec is None:
         return model_builder(task.input_size, task.output_size, key)
     k_embed, k_inner = jax.random.split(key)
-    vectors = getattr(task, "vectors_path", None)
-    if vectors:
+    if spec.vectors_path:
         seed = int(jax.random.randint(k_embed, (), 0, 2**31 - 1))
-        table, _ = load_word_vectors(vectors, task.vocab, rng=np.random.default_rng(seed),
-                                     lowercase=getattr(task, "lowercase", False))
+        table, _ = load_word_vectors(spec.vectors_path, spec.vocab,
+                                     rng=np.random.default_rng(seed), lowercase=spec.lowercase)
     else:
-        dim = task.embedding_size
-        table = jax.random.normal(k_embed, (task.vocab_size, dim)) / np.sqrt(dim)
+        table = jax.random.normal(k_embed, (len(spec.vocab), spec.size)) / np.sqrt(spec.size)
     inner = model_builder(table.shape[1], task.output_size, k_inner)
-    return Embedded(inner, table, trainable=not getattr(task, "freeze_embeddings", False))
+    return Embedded(inner, table, trainable=not spec.freeze)

@@ -1,4 +1,4 @@
-"""What every task provides, and the batch it produces.
+"""What every task provides (`Task`), and the batch it produces (`Batch`).
 
 A task has ``input_size`` and ``output_size``, ``sample(rng, batch_size,
 length=None) -> Batch`` (numpy, from a seeded ``np.random.Generator``; ``length``
@@ -10,9 +10,11 @@ per-sequence values [B]. ``metric_names`` lists them, the first being the one
 convergence is judged on.
 """
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
+
+from mannlab.models.embedded import Embedding
 
 
 class Batch(NamedTuple):
@@ -30,6 +32,33 @@ class Batch(NamedTuple):
     step_mask: np.ndarray
 
 
+class Task(Protocol):
+    """The interface the training loop, evaluation and figures use.
+
+    ``max_length`` is the longest training length in the task's own unit
+    (what ``mannlab eval --lengths`` varies: vectors for copy, items for
+    associative recall, bits for n-grams, symbols for the language tasks).
+    ``embedding`` is None when inputs are vectors [T, B, input_size], and an
+    `Embedding` when they are token ids [T, B] (then ``input_size`` is the
+    vocabulary size).
+    """
+
+    input_size: int
+    output_size: int
+    metric_names: tuple[str, ...]
+    max_length: int
+    embedding: Embedding | None
+
+    def sample(self, rng: np.random.Generator, batch_size: int,
+               length: int | None = None) -> "Batch": ...
+
+    def has_length(self, length: int) -> bool: ...
+
+    def heldout(self, size: int) -> list["Batch"]: ...
+
+    def loss(self, ys, batch: "Batch"): ...
+
+
 class BitTask:
     """Shared by the generated bit-vector tasks (copy, repeat copy, associative
     recall, priority sort, n-grams): their loss and a fixed held-out set drawn
@@ -37,6 +66,7 @@ class BitTask:
     and seed."""
 
     heldout_seed: int
+    embedding = None
 
     def has_length(self, length: int) -> bool:
         """Generated sequences can have any positive length."""

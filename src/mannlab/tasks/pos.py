@@ -4,8 +4,8 @@ tag; everything it knows about the context must come through its state.
 
 Inputs are word ids, not vectors: ``Batch.inputs`` is int32 [T, B] (0 =
 ``<pad>``, 1 = ``<unk>``, then the training vocabulary by descending
-frequency). The task exposes ``vocab_size`` (= ``input_size``), ``vocab``,
-``embedding_size``, ``vectors_path`` and ``freeze_embeddings``; a model is
+frequency). The task exposes ``vocab_size`` (= ``input_size``), ``vocab`` and its
+``embedding`` (an `Embedding`: size, optional vectors file, frozen or not); a model is
 built for it with `mannlab.models.embedded.wrap_for_task`, which puts a learned
 embedding (optionally initialised from a GloVe/word2vec text file) in front of
 any sequence model. The paper used pre-computed GloVe vectors; offline the
@@ -32,6 +32,7 @@ from collections import Counter
 
 import numpy as np
 
+from mannlab.models.embedded import Embedding
 from mannlab.tasks.classes import precision_recall_f1
 from mannlab.tasks.conllu import ConlluError, Sentence, read_conllu
 from mannlab.tasks.seqdata import Example, SymbolSequenceTask, make_example, resolve_path
@@ -99,6 +100,8 @@ class POSTask(SymbolSequenceTask):
         self.input_symbols = self.vocab
         self.output_symbols = list(UPOS_TAGS)
         self.vocab_size = self.input_size = len(self.vocab)
+        self.embedding = Embedding(self.vocab, embedding_size, self.vectors_path, lowercase,
+                                   freeze_embeddings)
         self.train_examples = [self._example(s) for s in self.train_sentences]
         self.heldout_examples = [self._example(s) for s in self.heldout_sentences]
         self._setup(length_buckets)

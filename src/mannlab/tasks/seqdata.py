@@ -82,7 +82,7 @@ def layout(examples: list[Example], steps: int, one_hot: int | None) -> Batch:
 
     Args:
       one_hot: input vocabulary size for one-hot float32 inputs [T, B, V];
-        None for int32 token ids [T, B] (tasks with ``vocab_size``, whose
+        None for int32 token ids [T, B] (tasks with an ``embedding``, whose
         models embed the ids, see `mannlab.models.embedded`).
     """
     B = len(examples)
@@ -119,6 +119,7 @@ class SymbolSequenceTask:
     input_symbols: list[str]
     output_symbols: list[str]
     one_hot: bool = True
+    embedding = None
     metric_names: tuple[str, ...] = ("sequence_error", "symbol_error_rate", "errors", "cost")
 
     def _setup(self, length_buckets: int) -> None:
@@ -129,6 +130,11 @@ class SymbolSequenceTask:
         self.edges = bucket_edges(self.min_length, self.max_length, length_buckets)
         self.output_size = len(self.output_symbols)
         self._by_length: dict[int, list[int]] | None = None
+
+    @property
+    def max_time_steps(self) -> int:
+        """The most time steps a training batch has (its longest bucket)."""
+        return self.edges[-1]
 
     # ------------------------------------------------------------ batches
     @property

@@ -1,37 +1,31 @@
-"""Evaluation of trained runs: generalisation tables and single traced sequences."""
+"""Evaluation of trained runs: generalisation tables and traced sequences."""
 
 import json
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mannlab.config import RunConfig
+from mannlab.config import ConfigError, RunConfig, build_model
+from mannlab.tasks.base import Batch, Task
 from mannlab.training.checkpoint import load_params
-from mannlab.training.rundir import CHECKPOINT_FILE
-from mannlab.training.step import make_eval_step
-from mannlab.training.trainer import build_model, stack_trees
+from mannlab.training.rundir import CHECKPOINT_FILE, seed_of
+from mannlab.training.step import make_eval_step, stack_trees, unstack_tree
+
+IMAGE_SEED = 1410_5401
+"""Seed of the fixed sequence drawn in TensorBoard images and report figures."""
 
 
-def load_models(config: RunConfig, task, seed_dirs: list[Path]):
+def load_models(config: RunConfig, task: Task, seed_dirs: list[Path]):
     """(stacked params [S, ...], static) of the checkpoints in `seed_dirs`."""
-    from mannlab.training.rundir import seed_of
-
-    params_list = []
+    params_list, static = [], None
     for d in seed_dirs:
-        model = build_model(config, task, seed_of(d))
-        params, static = eqx.partition(model, eqx.is_array)
-        loaded = load_params(d / CHECKPOINT_FILE, params, config)
-        params_list.append(loaded)
+        params, static = eqx.partition(build_model(config, task, seed_of(d)), eqx.is_array)
+        params_list.append(load_params(d / CHECKPOINT_FILE, params, config))
     return stack_trees(params_list), static
-
-
-def has_length(task, length: int) -> bool:
-    """`task.has_length(length)`; True for a task that does not say."""
-    check = getattr(task, "has_length", None)
-    return True if check is None else bool(check(length))
 
 
 def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
@@ -48,11 +42,9 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
     Raises:
       ConfigError if the task has none of the lengths.
     """
-    from mannlab.config import ConfigError
-
     task = config.task.build()
-    skipped = [n for n in lengths if not has_length(task, n)]
-    lengths = [n for n in lengths if has_length(task, n)]
+    skipped = [n for n in lengths if not task.has_length(n)]
+    lengths = [n for n in lengths if task.has_length(n)]
     if not lengths:
         raise ConfigError(f"--lengths: the {config.task.name} task has no sequence of length "
                           f"{' or '.join(map(str, skipped))}")
@@ -79,24 +71,56 @@ def save_eval(seed_dirs: list[Path], result: dict, name: str = "eval.json") -> N
         (d / name).write_text(json.dumps(own, indent=2) + "\n")
 
 
-def trace_sequence(config: RunConfig, seed_dir: Path, length: int, sample_seed: int = 0,
-                   **task_kwargs):
-    """Run one sequence of `length` through a trained seed with its trace.
+# ---------------------------------------------------------------- traces
+class Traced(NamedTuple):
+    """One sequence through one seed: probs [T, O] (sigmoid or softmax of the
+    outputs), the model's trace (leaves [T, ...]; ``()`` for models without
+    one) and memory_before [N, M] (None for models without a memory)."""
 
-    Returns (batch with B = 1, outputs [T, O] as probabilities, trace with
-    leaves [T, ...]).
-    """
-    from mannlab.config import ConfigError
+    probs: np.ndarray
+    trace: Any
+    memory_before: np.ndarray | None
 
+
+def sample_sequence(task: Task, length: int | None = None, seed: int = IMAGE_SEED,
+                    **task_kwargs) -> Batch:
+    """One fixed sequence (B = 1) of `length` (default: the task's longest
+    training length)."""
+    length = task.max_length if length is None else length
+    if not task.has_length(length):
+        raise ConfigError(f"--length: the task has no sequence of length {length}")
+    return task.sample(np.random.default_rng(seed), 1, length=length, **task_kwargs)
+
+
+def make_tracer(static):
+    """A ``(params [S, ...], batch with B = 1) -> [Traced per seed]``, compiled
+    once per sequence shape."""
+
+    def one(params, batch):
+        model = eqx.combine(params, static)
+        state = model.init_state(1)
+        ys, _, trace = model(batch.inputs, state, batch.step_mask, with_trace=True)
+        probs = jax.nn.sigmoid(ys) if batch.targets.ndim == 3 else jax.nn.softmax(ys, -1)
+        memory = getattr(state, "memory", None)  # state types differ by model; None: no memory
+        return probs[:, 0], jax.tree.map(lambda x: x[:, 0], trace), \
+            None if memory is None else memory[0]
+
+    run = jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+    def tracer(params, batch: Batch) -> list[Traced]:
+        probs, trace, before = jax.device_get(run(params, jax.tree.map(jnp.asarray, batch)))
+        return [Traced(np.asarray(probs[i]), unstack_tree(trace, i),
+                       None if before is None else np.asarray(before[i]))
+                for i in range(len(probs))]
+
+    return tracer
+
+
+def trace_sequence(config: RunConfig, seed_dir: Path, length: int | None = None,
+                   sample_seed: int = IMAGE_SEED, **task_kwargs) -> tuple[Batch, Traced]:
+    """Run one sequence of `length` through a trained seed, with its trace."""
     task = config.task.build()
-    if not has_length(task, length):
-        raise ConfigError(f"--length: the {config.task.name} task has no sequence of length "
-                          f"{length}")
+    batch = sample_sequence(task, length, sample_seed, **task_kwargs)
     params, static = load_models(config, task, [seed_dir])
-    model = eqx.combine(jax.tree.map(lambda x: x[0], params), static)
-    batch = task.sample(np.random.default_rng(sample_seed), 1, length=length, **task_kwargs)
-    ys, _, trace = model(jnp.asarray(batch.inputs), model.init_state(1),
-                         jnp.asarray(batch.step_mask), with_trace=True)
-    probs = jax.nn.sigmoid(ys) if batch.targets.ndim == 3 else jax.nn.softmax(ys, -1)
-    trace = jax.tree.map(lambda x: np.asarray(x[:, 0]), trace)
-    return batch, np.asarray(probs[:, 0]), trace
+    (traced,) = make_tracer(static)(params, batch)
+    return batch, traced

@@ -34,19 +34,15 @@ The training dance, in units of action-network batches (``step``):
     memory  right after the last buffer batch: `memory_train_iterations`
             memory-net updates; the buffer is cleared and the cycle restarts
 
-`MannRLTrainer` runs this behind the same interface as `Trainer` (run
-directory, metrics.jsonl, TensorBoard scalars and images, checkpoints, exact
-``--resume``, progress bar, held-out evaluation, convergence and budget
-stopping). A checkpoint holds the parameters (BatchNorm running averages
+`MannRLLearner` is this recipe as the training loop's update step
+(`mannlab.training.step.Learner`): the loop (`mannlab.training.trainer`)
+gives MANN-RL the same run directory, records, evaluation, early stopping,
+checkpoints and exact ``--resume`` as every model. A checkpoint holds the parameters (BatchNorm running averages
 included, so ``mannlab eval`` / ``show`` see the model as trained) and, as its
 optimiser state, ``(action optimiser, memory optimiser, history buffer)``;
 the JSON state adds the cycle position, the replay PRNG key and counters.
-Several seeds are trained one after the other.
 """
 
-import json
-import time
-from pathlib import Path
 from typing import NamedTuple
 
 import equinox as eqx
@@ -55,14 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mannlab.config import MannRLConfig, RunConfig
+from mannlab.config import MannRLRecipe, RunConfig
 from mannlab.models.embedded import Embedded
 from mannlab.models.mann_rl import group_filter
-from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mannlab.training.optimizer import make_optimizer
-from mannlab.training.rundir import BUDGET_FIELDS, CHECKPOINT_FILE, model_summary, seed_dir
-from mannlab.training.step import make_eval_step
-from mannlab.training.trainer import SeedProgress, SeedResult, build_model
+from mannlab.training.step import Rows, StepOutput, stack_trees
 
 
 # ---------------------------------------------------------------- pure pieces
@@ -111,7 +104,7 @@ class History(NamedTuple):
     valid: jnp.ndarray
 
 
-__all__ = ["History", "MannRLTrainer", "cycle_phase", "empty_history",
+__all__ = ["History", "MannRLLearner", "cycle_phase", "empty_history",
            "ends_cycle", "expected_memory", "pair_mask", "sample_pairs", "smooth_l1",
            "write_slot"]
 
@@ -167,7 +160,7 @@ def _with_inner(model, inner):
 
 
 # ---------------------------------------------------------------- jitted steps
-def make_memory_optimizer(mcfg: MannRLConfig) -> optax.GradientTransformation:
+def make_memory_optimizer(mcfg: MannRLRecipe) -> optax.GradientTransformation:
     if mcfg.memory_optimizer == "rmsprop":
         opt = optax.rmsprop(mcfg.memory_learning_rate, decay=mcfg.memory_decay, eps=1e-8,
                             eps_in_sqrt=False)
@@ -176,14 +169,8 @@ def make_memory_optimizer(mcfg: MannRLConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip(mcfg.memory_clipping), opt)
 
 
-class ActionOutput(NamedTuple):
-    loss: jnp.ndarray
-    metrics: jnp.ndarray  # [K] batch means
-    grad_norm: jnp.ndarray
-
-
 def make_action_step(static, task, optimizer, action_spec):
-    """jit ``(params, opt, batch) -> (params, opt, ActionOutput, (record, step_loss))``."""
+    """jit ``(params, opt, batch) -> (params, opt, StepOutput, (record, step_loss))``."""
 
     def step(params, opt_state, batch):
         action_p, rest = eqx.partition(params, action_spec)
@@ -206,13 +193,13 @@ def make_action_step(static, task, optimizer, action_spec):
         params = eqx.combine(action_p, others)
         means = jnp.stack([metrics[k].mean() for k in task.metric_names])
         step_loss = per_step_loss(jax.lax.stop_gradient(ys), batch.targets, batch.loss_mask)
-        return params, opt_state, ActionOutput(loss, means, optax.tree.norm(grads)), \
+        return params, opt_state, StepOutput(loss, means, optax.tree.norm(grads)), \
             (record, step_loss)
 
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def make_memory_step(static, mcfg: MannRLConfig, optimizer, memory_spec):
+def make_memory_step(static, mcfg: MannRLRecipe, optimizer, memory_spec):
     """jit ``(params, opt, history, key) -> (params, opt, mean TD loss, key)``:
     `memory_train_iterations` memory-net updates of `memory_samples` pairs."""
 
@@ -254,229 +241,118 @@ def _clear(buf):
     return buf._replace(valid=jnp.zeros_like(buf.valid))
 
 
-# ---------------------------------------------------------------- the trainer
-class SeedState:
-    """Device state of one seed: params, both optimisers, buffer, replay key."""
+# ---------------------------------------------------------------- the learner
+class SeedState(NamedTuple):
+    """One seed's MANN-RL state: the device arrays (params, both optimisers'
+    states, the replay buffer, the replay PRNG key) and the host counters
+    (position in the cycle, memory-net updates so far, mean TD loss of the
+    last memory phase or None)."""
 
-    def __init__(self, params, action_opt, memory_opt, history, key):
-        self.params, self.action_opt, self.memory_opt = params, action_opt, memory_opt
-        self.history, self.key = history, key
-        self.cycle = 0
-        self.memory_updates = 0
-        self.memory_loss: float | None = None  # mean TD loss of the last memory phase
+    params: object
+    action_opt: object
+    memory_opt: object
+    history: History
+    key: jnp.ndarray
+    cycle: int = 0
+    memory_updates: int = 0
+    memory_loss: float | None = None
 
 
-def is_mann_rl(config: RunConfig) -> bool:
-    return config.model.name == "mann_rl"
+class MannRLLearner:
+    """MANN-RL's update step for the training loop (`mannlab.training.step.Learner`):
+    one action-network batch per step, then the memory phase when the cycle
+    ends there (see the module docstring). Seeds have separate states and
+    are stepped one after another.
 
+    Args:
+      models: one initialised `MannRL` model (optionally `Embedded`) per seed.
+      seeds: the seeds (each seed's replay key is ``PRNGKey(seed + 7919)``).
+      task: a symbol-sequence task (its ``max_time_steps`` sizes the buffer).
+      config: the run's config (``train`` and ``train.mann_rl``).
+    """
 
-class MannRLTrainer:
-    """Trains `seeds` of a MANN-RL run (see the module docstring)."""
-
-    def __init__(self, run_dir: Path, config: RunConfig, seeds: list[int], reporter=None):
-        if not is_mann_rl(config):
-            raise ValueError(f"MannRLTrainer needs model mann_rl, got {config.model.name}")
-        self.run_dir, self.config, self.cfg = Path(run_dir), config, config.train
-        self.mcfg: MannRLConfig = config.model
-        self.task = config.task.build()
-        self.reporter = reporter
-        self.config_json = json.dumps(config.model_dump(mode="json"))
+    def __init__(self, models: list, seeds: list[int], task, config: RunConfig):
+        self.cfg, self.recipe = config.train, config.train.mann_rl
+        self.task = task
         self.action_optimizer = make_optimizer(self.cfg)
-        self.memory_optimizer = make_memory_optimizer(self.mcfg)
-        self.seeds = [SeedProgress(s, seed_dir(run_dir, s), np.random.default_rng(s),
-                                   self.cfg.window) for s in seeds]
-        self.states = []
-        model = None
-        for s in seeds:
-            model = build_model(config, self.task, s)
-            self.states.append(self._fresh_state(model, s))
-        params, self.static = eqx.partition(model, eqx.is_array)
+        self.memory_optimizer = make_memory_optimizer(self.recipe)
+        params, self.static = eqx.partition(models[0], eqx.is_array)
         self.action_spec = group_filter(params, "action")
         self.memory_spec = group_filter(params, "memory")
-        self._action_step = make_action_step(self.static, self.task, self.action_optimizer,
+        self.states = [self._fresh_state(m, s) for m, s in zip(models, seeds)]
+        self._action_step = make_action_step(self.static, task, self.action_optimizer,
                                              self.action_spec)
-        self._memory_step = make_memory_step(self.static, self.mcfg, self.memory_optimizer,
+        self._memory_step = make_memory_step(self.static, self.recipe, self.memory_optimizer,
                                              self.memory_spec)
-        self._eval_step = make_eval_step(self.static, self.task)
-        self._heldout, self._images = None, None
-        self._resume_if_possible()
-        summary = self.run_dir / "model.txt"
-        if not summary.exists():
-            summary.write_text(model_summary(model, config))
 
     def _fresh_state(self, model, seed: int) -> SeedState:
         params = eqx.filter(model, eqx.is_array)
-        action_p, _ = eqx.partition(params, group_filter(params, "action"))
-        memory_p, _ = eqx.partition(params, group_filter(params, "memory"))
-        inner = _inner(model)
+        action_p, _ = eqx.partition(params, self.action_spec)
+        memory_p, _ = eqx.partition(params, self.memory_spec)
         in_size = model.weight.shape[1] if isinstance(model, Embedded) else self.task.input_size
-        steps = max(self.task.edges[-1], self.task.max_length) if hasattr(
-            self.task, "edges") else self.task.max_length
-        hist = empty_history(self.mcfg.history, steps, self.cfg.batch_size, inner.memory_size,
-                             in_size, self.task.output_size)
+        hist = empty_history(self.recipe.history, self.task.max_time_steps, self.cfg.batch_size,
+                             _inner(model).memory_size, in_size, self.task.output_size)
         return SeedState(params, self.action_optimizer.init(action_p),
                          self.memory_optimizer.init(memory_p), hist,
                          jax.random.PRNGKey(seed + 7919))
 
-    # ------------------------------------------------------------ persistence
-    def _resume_if_possible(self) -> None:
-        for p, st in zip(self.seeds, self.states):
-            path = p.dir / CHECKPOINT_FILE
-            if not path.exists():
-                p.start_afresh()
-                continue
-            params, (a, m, h), state = load_checkpoint(
-                path, st.params, (st.action_opt, st.memory_opt, st.history), self.config,
-                BUDGET_FIELDS)
-            st.params = jax.tree.map(jnp.asarray, params)
-            st.action_opt, st.memory_opt = (jax.tree.map(jnp.asarray, a),
-                                            jax.tree.map(jnp.asarray, m))
-            st.history = History(*(jnp.asarray(x) for x in h))
-            p.restore(state)
-            extra = state["mann_rl"]
-            st.cycle, st.memory_updates = extra["cycle"], extra["memory_updates"]
-            st.memory_loss = extra["memory_loss"]
-            st.key = jnp.asarray(np.array(extra["key"], np.uint32))
+    # ------------------------------------------------------------ Learner
+    def params(self):
+        return stack_trees([st.params for st in self.states])
 
-    def _save(self, i: int) -> None:
-        p, st = self.seeds[i], self.states[i]
-        state = p.to_json()
-        state["mann_rl"] = {"cycle": st.cycle, "memory_updates": st.memory_updates,
-                            "memory_loss": st.memory_loss,
-                            "key": np.asarray(jax.device_get(st.key)).tolist()}
-        save_checkpoint(p.dir / CHECKPOINT_FILE, st.params,
-                        (st.action_opt, st.memory_opt, st.history), state, self.config_json)
+    def update(self, rows: Rows) -> StepOutput:
+        (row,) = rows  # one step per call (RunConfig checks steps_per_call)
+        outs = [self.train_batch(i, b)[0] if b is not None else None for i, b in enumerate(row)]
+        blank = next(o for o in outs if o is not None)
+        outs = [o if o is not None else jax.tree.map(jnp.zeros_like, blank) for o in outs]
+        return StepOutput(*(jnp.stack(parts)[None] for parts in zip(*outs)))
 
-    def save(self) -> None:
-        for i in range(len(self.seeds)):
-            self._save(i)
+    def record(self, i: int) -> dict:
+        st = self.states[i]
+        extra = {"memory_updates": st.memory_updates, "cycle": st.cycle}
+        if st.memory_loss is not None:
+            extra["memory_loss"] = st.memory_loss
+        return extra
 
-    # ------------------------------------------------------------ evaluation
-    def heldout(self):
-        if self._heldout is None:
-            self._heldout = [jax.tree.map(jnp.asarray, b)
-                             for b in self.task.heldout(self.cfg.eval_size)]
-        return self._heldout
+    def seed_state(self, i: int):
+        st = self.states[i]
+        extras = {"mann_rl": {"cycle": st.cycle, "memory_updates": st.memory_updates,
+                              "memory_loss": st.memory_loss,
+                              "key": np.asarray(jax.device_get(st.key)).tolist()}}
+        return st.params, (st.action_opt, st.memory_opt, st.history), extras
 
-    def evaluate_seed(self, i: int) -> dict:
-        params = jax.tree.map(lambda x: x[None], self.states[i].params)
-        per = [np.asarray(self._eval_step(params, b))[0] for b in self.heldout()]
-        means = np.concatenate(per, axis=-1).mean(-1)
-        return {n: float(means[k]) for k, n in enumerate(self.task.metric_names)}
+    def restore_seed(self, i: int, params, arrays, extras: dict) -> None:
+        action_opt, memory_opt, history = arrays
+        saved = extras["mann_rl"]
+        as_device = lambda tree: jax.tree.map(jnp.asarray, tree)
+        self.states[i] = SeedState(
+            as_device(params), as_device(action_opt), as_device(memory_opt),
+            History(*(jnp.asarray(x) for x in history)),
+            jnp.asarray(np.array(saved["key"], np.uint32)), saved["cycle"],
+            saved["memory_updates"], saved["memory_loss"])
 
-    def _log_images(self, i: int) -> None:
-        from mannlab.viz.tensorboard import SequenceImageLogger
-
-        if self._images is None:
-            self._images = SequenceImageLogger(self.static, self.task, self.config)
-        p = self.seeds[i]
-        params = jax.tree.map(lambda x: x[None], self.states[i].params)
-        self._images.log(params, [(0, p.step, p.writer, p.dir.name)])
-
-    # ------------------------------------------------------------ the loop
-    def train_batch(self, i: int, batch) -> tuple[ActionOutput, str]:
+    # ------------------------------------------------------------ one batch
+    def train_batch(self, i: int, batch) -> tuple[StepOutput, str]:
         """One action-network batch of seed `i`, then memory training if the
         cycle ends there. Returns the action output and the batch's phase."""
-        st, m = self.states[i], self.mcfg
+        st, m = self.states[i], self.recipe
         phase = cycle_phase(st.cycle, m.settle, m.history)
         batch = jax.tree.map(jnp.asarray, batch)
-        st.params, st.action_opt, out, (record, step_loss) = self._action_step(
+        params, action_opt, out, (record, step_loss) = self._action_step(
             st.params, st.action_opt, batch)
+        st = st._replace(params=params, action_opt=action_opt)
         if phase == "buffer":
-            st.history = _write(st.history, st.cycle - m.settle, record, batch.targets,
-                                step_loss, batch.step_mask)
+            st = st._replace(history=_write(st.history, st.cycle - m.settle, record,
+                                            batch.targets, step_loss, batch.step_mask))
         if ends_cycle(st.cycle, m.settle, m.history):
             if m.memory_train_iterations:
-                st.params, st.memory_opt, loss, st.key = self._memory_step(
+                params, memory_opt, loss, key = self._memory_step(
                     st.params, st.memory_opt, st.history, st.key)
-                st.memory_loss = float(loss)
-                st.memory_updates += m.memory_train_iterations
-            st.history = _clear(st.history)
-            st.cycle = 0
+                st = st._replace(params=params, memory_opt=memory_opt, key=key,
+                                 memory_loss=float(loss),
+                                 memory_updates=st.memory_updates + m.memory_train_iterations)
+            st = st._replace(history=_clear(st.history), cycle=0)
         else:
-            st.cycle += 1
-        self.seeds[i].step += 1
+            st = st._replace(cycle=st.cycle + 1)
+        self.states[i] = st
         return out, phase
-
-    def _out_of_budget(self, p: SeedProgress) -> bool:
-        over_time = self.cfg.max_seconds is not None and p.seconds >= self.cfg.max_seconds
-        return p.step >= self.cfg.max_steps or over_time
-
-    def _train_seed(self, i: int) -> SeedResult:
-        cfg, names, p, st = self.cfg, self.task.metric_names, self.seeds[i], self.states[i]
-        started, base = time.perf_counter(), p.seconds
-        pending, interval_start = [], time.perf_counter()
-
-        def clock():
-            p.seconds = base + time.perf_counter() - started
-
-        def flush():
-            nonlocal pending, interval_start
-            if not pending:
-                return
-            outs = jax.device_get(pending)
-            elapsed = time.perf_counter() - interval_start
-            for o in outs:
-                for k, name in enumerate(names):
-                    p.push(name, float(o.metrics[k]))
-            record = {"split": "train", "step": p.step, "seconds": round(p.seconds, 3),
-                      "sequences": p.step * cfg.batch_size,
-                      "loss": float(np.mean([o.loss for o in outs])),
-                      "grad_norm": float(np.mean([o.grad_norm for o in outs])),
-                      "learning_rate": cfg.learning_rate,
-                      "seq_per_s": len(outs) * cfg.batch_size / max(elapsed, 1e-9),
-                      "memory_updates": st.memory_updates, "cycle": st.cycle}
-            if st.memory_loss is not None:
-                record["memory_loss"] = st.memory_loss
-            for k, name in enumerate(names):
-                record[name] = float(np.mean([o.metrics[k] for o in outs]))
-                record[f"{name}_window"] = p.average(name)
-            p.log(record)
-            pending, interval_start = [], time.perf_counter()
-
-        def evaluate():
-            result = self.evaluate_seed(i)
-            clock()
-            p.last_eval = result
-            p.log({"split": "heldout", "step": p.step, "seconds": round(p.seconds, 3),
-                   **result})
-            if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:
-                p.converged = {"step": p.step, "seconds": round(p.seconds, 3),
-                               "sequences": p.step * cfg.batch_size}
-            if cfg.log_images:
-                self._log_images(i)
-
-        while p.converged is None and not self._out_of_budget(p):
-            out, _ = self.train_batch(i, self.task.sample(p.rng, cfg.batch_size))
-            pending.append(out)
-            if p.step % cfg.log_every == 0:
-                clock()
-                flush()
-                if self.reporter:
-                    self.reporter.update(self)
-            if p.step % cfg.eval_every == 0:
-                flush()
-                evaluate()
-            if p.step % cfg.checkpoint_every == 0:
-                flush()
-                clock()
-                self._save(i)
-            if len(pending) >= 1000:
-                flush()
-            clock()
-        flush()
-        if p.last_eval is None or (p.converged is None and p.step % cfg.eval_every):
-            evaluate()
-        clock()
-        self._save(i)
-        return SeedResult(p.seed, p.step, p.seconds, p.converged, p.last_eval)
-
-    def train(self) -> list[SeedResult]:
-        if self.reporter:
-            self.reporter.start(self)
-        results = [self._train_seed(i) for i in range(len(self.seeds))]
-        if self.reporter:
-            self.reporter.finish(self)
-        for p, r in zip(self.seeds, results):
-            p.finish(r)
-        return results

@@ -13,6 +13,7 @@
 """
 
 import datetime
+import json
 from pathlib import Path
 
 import equinox as eqx
@@ -106,3 +107,13 @@ def model_summary(model: eqx.Module, config: RunConfig) -> str:
             total += count
     lines += ["", f"  {'total':<20} {total:>10,}", "", repr(config.model)]
     return "\n".join(lines) + "\n"
+
+
+def write_seed_results(run: Path, results: list[dict]) -> None:
+    """seeds.json: every seed's result, these replacing earlier ones of the
+    same seeds (resuming one seed keeps the others' results)."""
+    path = run / "seeds.json"
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    fresh = {r["seed"] for r in results}
+    merged = [r for r in earlier if r["seed"] not in fresh] + results
+    path.write_text(json.dumps(sorted(merged, key=lambda r: r["seed"]), indent=2) + "\n")

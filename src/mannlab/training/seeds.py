@@ -8,9 +8,12 @@ machines one process per core measured faster than vmapping batch-1 models
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Literal
+
+import jax
 
 from mannlab import runtime
 
@@ -22,18 +25,7 @@ def choose_execution(execution: Execution, seeds: int) -> str:
         return execution
     if seeds == 1:
         return "vmap"
-    import jax
-
     return "processes" if jax.default_backend() == "cpu" else "vmap"
-
-
-def _train_one(run_dir: str, seed: int) -> dict:
-    from mannlab.training.rundir import open_run
-    from mannlab.training.trainer import make_trainer
-
-    run, config, _ = open_run(run_dir)
-    (result,) = make_trainer(run, config, [seed]).train()
-    return result.__dict__
 
 
 def _pin_to_a_free_core(cores) -> None:
@@ -52,16 +44,17 @@ def _start_worker(cores, cache_dir: str | None) -> None:
         runtime.use_compilation_cache(cache_dir)
 
 
-def train_in_processes(run: Path, seeds: list[int], workers: int | None = None, on_done=None):
-    """Train each seed in its own process, `workers` at a time (default: cores).
+def train_in_processes(run: Path, seeds: list[int], train_seed: Callable[[str, int], dict],
+                       workers: int | None = None, on_done=None) -> list[dict]:
+    """Train each seed in its own process, `workers` at a time (default: cores):
+    ``train_seed(run_dir, seed)``, a module-level function (it is pickled by
+    name), returns the seed's result.
 
     Where the OS allows it and there is a core per worker, each worker is
     bound to its own core, so that a worker's Python thread and XLA thread
     share that core instead of competing with the other workers. Workers use
     this process's persistent compilation cache, if it has one.
     """
-    import jax
-
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     workers = workers or min(len(seeds), len(allowed) or os.cpu_count() or 1)
     ctx = multiprocessing.get_context("spawn")
@@ -73,7 +66,7 @@ def train_in_processes(run: Path, seeds: list[int], workers: int | None = None, 
     results = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
                              initargs=(cores, jax.config.jax_compilation_cache_dir)) as pool:
-        futures = {pool.submit(_train_one, str(run), s): s for s in seeds}
+        futures = {pool.submit(train_seed, str(run), s): s for s in seeds}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             if on_done:

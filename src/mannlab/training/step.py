@@ -10,14 +10,15 @@ data, so batches also carry the seed axis: inputs [S, T, B, I] for one step,
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from mannlab.tasks.base import Batch
+from mannlab.tasks.base import Batch, Task, stack_chunk
 
 
 class StepOutput(NamedTuple):
@@ -27,6 +28,16 @@ class StepOutput(NamedTuple):
     loss: jnp.ndarray
     metrics: jnp.ndarray
     grad_norm: jnp.ndarray
+
+
+def stack_trees(trees: list) -> Any:
+    """Stack pytrees of equal structure along a new leading (seed) axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack_tree(tree: Any, i: int) -> Any:
+    """Entry `i` of every leaf's leading (seed) axis."""
+    return jax.tree.map(lambda x: x[i], tree)
 
 
 def over_seeds(fn: Callable, in_axes: tuple) -> Callable:
@@ -109,3 +120,80 @@ def make_eval_step(static, task) -> Callable:
         return jnp.stack([metrics[k] for k in task.metric_names])
 
     return jax.jit(over_seeds(one, (0, None)))
+
+
+Rows = list[list[Batch | None]]
+"""The batches of one training call: K rows (steps) of S entries (seeds),
+None where a seed does not train at that step."""
+
+
+class Learner(Protocol):
+    """What a model family plugs into the training loop: its update step and
+    the state it keeps, for the S seeds of a run (`mannlab.training.trainer`).
+
+    `GradientLearner` (below) trains every model by gradient descent on the
+    task loss; MANN-RL's two learners (`mannlab.training.mann_rl`) are the
+    other implementation.
+    """
+
+    static: Any
+    """The models' static (non-array) part, shared by every seed."""
+
+    def params(self) -> Any:
+        """The models' arrays, stacked [S, ...] (what evaluation runs)."""
+
+    def update(self, rows: Rows) -> "StepOutput":
+        """Train on `rows`; returns StepOutput leaves [K, S] (entries of seeds
+        that did not train at a step are ignored)."""
+
+    def record(self, i: int) -> dict:
+        """Extra numbers for seed `i`'s training records (may be empty)."""
+
+    def seed_state(self, i: int) -> tuple[Any, Any, dict]:
+        """Seed `i`'s (params, other arrays, JSON-able extras): what its
+        checkpoint holds besides the loop's `SeedProgress`."""
+
+    def restore_seed(self, i: int, params: Any, arrays: Any, extras: dict) -> None:
+        """Set seed `i` from its checkpoint's `seed_state` parts."""
+
+
+class GradientLearner:
+    """Gradient descent on the task loss with the ``train`` section's
+    optimiser: all seeds in one compiled program (`make_train_step`), K steps
+    per call.
+
+    Args:
+      models: one initialised model per seed (same structure).
+      task: the task.
+      optimizer: the optax optimiser.
+    """
+
+    def __init__(self, models: list, task: Task, optimizer: optax.GradientTransformation):
+        self.static = eqx.partition(models[0], eqx.is_array)[1]
+        self._params = stack_trees([eqx.filter(m, eqx.is_array) for m in models])
+        self._opt_state = jax.vmap(optimizer.init)(self._params)
+        self._step = make_train_step(self.static, task, optimizer)
+
+    def params(self):
+        return self._params
+
+    def update(self, rows: Rows) -> StepOutput:
+        active = np.array([[b is not None for b in row] for row in rows])
+        # seeds that do not train get a copy of a live batch (the mask keeps them still)
+        filler = next(b for row in rows for b in row if b is not None)
+        batches = stack_chunk([[b if b is not None else filler for b in row] for row in rows])
+        self._params, self._opt_state, out = self._step(
+            self._params, self._opt_state, jax.tree.map(jnp.asarray, batches),
+            jnp.asarray(active))
+        return out
+
+    def record(self, i: int) -> dict:
+        return {}
+
+    def seed_state(self, i: int):
+        return unstack_tree(self._params, i), unstack_tree(self._opt_state, i), {}
+
+    def restore_seed(self, i: int, params, arrays, extras: dict) -> None:
+        put = lambda stacked, one: jax.tree.map(lambda s, x: s.at[i].set(x), stacked, one)
+        self._params = put(self._params, params)
+        self._opt_state = put(self._opt_state, arrays)

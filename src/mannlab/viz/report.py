@@ -23,7 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mannlab.tasks.base import Task
+from mannlab.training.evaluate import generalisation, save_eval, trace_sequence
+from mannlab.training.rundir import CONFIG_FILE, open_run
 from mannlab.viz import curves as curve_plots
+from mannlab.viz.figures import figure_title, sequence_figure
 
 DEFAULT_LENGTHS = (10, 20, 30, 50, 120)
 
@@ -67,10 +71,12 @@ class RunData:
     metrics: list[str] = field(default_factory=list)
     evals: dict = field(default_factory=dict)  # seed name -> {length: {metric: value}}
     task_kwargs: dict = field(default_factory=dict)
+    task: Task | None = None
 
     @property
-    def train_length(self) -> int | None:
-        return getattr(self.config.task, "max_length", None)
+    def train_length(self) -> int:
+        """The task's longest training length."""
+        return self.task.max_length
 
 
 # ---------------------------------------------------------------- data
@@ -82,8 +88,6 @@ def _labels(paths: list[Path]) -> list[str]:
 
 def ensure_eval(config, seed_dirs: list[Path], lengths, sequences: int, log=print) -> None:
     """Compute and save ``eval.json`` for the seeds that lack it."""
-    from mannlab.training.evaluate import generalisation, save_eval
-
     missing = [d for d in seed_dirs if not (d / "eval.json").exists()]
     if missing:
         log(f"  evaluating {', '.join(d.name for d in missing)} of {missing[0].parent.name} "
@@ -92,12 +96,12 @@ def ensure_eval(config, seed_dirs: list[Path], lengths, sequences: int, log=prin
 
 
 def load_run(path: Path, label: str, lengths, sequences: int, log=print) -> RunData:
-    from mannlab.training.rundir import CONFIG_FILE, open_run
-
     run, config, seed_dirs = open_run(path)
     model_file = run / "model.txt"
+    task = config.task.build()
     data = RunData(label, run, config, seed_dirs, (run / CONFIG_FILE).read_text(),
-                   model_file.read_text() if model_file.exists() else "(no model.txt)")
+                   model_file.read_text() if model_file.exists() else "(no model.txt)",
+                   task=task)
     ensure_eval(config, seed_dirs, lengths, sequences, log)
     for d in seed_dirs:
         if (d / "summary.json").exists():
@@ -108,7 +112,7 @@ def load_run(path: Path, label: str, lengths, sequences: int, log=print) -> RunD
         data.metrics = data.metrics or list(result["metrics"])
         data.task_kwargs = data.task_kwargs or dict(result.get("task_kwargs") or {})
     if not data.metrics:
-        data.metrics = list(config.task.build().metric_names)
+        data.metrics = list(task.metric_names)
     return data
 
 
@@ -202,30 +206,23 @@ def status_table(runs: list[RunData], table_id: str) -> str:
 
 def memory_figure(run: RunData, seed_dir: Path, length: int | None):
     """The sequence figure of `seed_dir` on the fixed test sequence of `length`."""
-    from mannlab.training.evaluate import load_models
-    from mannlab.viz.figures import figure_title, sequence_figure
-    from mannlab.viz.trace import make_tracer, sample_sequence, seed_slice
-
-    task = run.config.task.build()
-    params, static = load_models(run.config, task, [seed_dir])
-    batch = sample_sequence(task, length, **run.task_kwargs)
-    probs, trace, before = seed_slice(make_tracer(static)(params, batch), 0)
+    batch, traced = trace_sequence(run.config, seed_dir, length, **run.task_kwargs)
     step = (run.summaries.get(seed_dir.name) or {}).get("steps")
     title = f"{figure_title(run.config, length, seed_dir.name, step)} - {run.label}"
-    return sequence_figure(batch, probs, trace, title, memory_before=before)
+    return sequence_figure(batch, traced.probs, traced.trace, title,
+                           memory_before=traced.memory_before)
 
 
-def show_lengths(run: RunData, requested: list[int] | None) -> list[int | None]:
+def show_lengths(run: RunData, requested: list[int] | None) -> list[int]:
     """Lengths of the memory figures: the longest training length and a longer
-    one (the longest evaluated length, else twice the training length)."""
+    one (the longest evaluated length, else twice the training length), of
+    those the task has."""
     if requested:
         return list(requested)
     train = run.train_length
-    if train is None:
-        return [None]
-    evaluated = [int(k) for t in run.evals.values() for k in t]
-    longer = max(evaluated, default=0)
-    return [train, longer if longer > train else 2 * train]
+    longer = max((int(k) for t in run.evals.values() for k in t), default=0)
+    wanted = [train, longer if longer > train else 2 * train]
+    return [n for n in wanted if run.task.has_length(n)] or [train]
 
 
 # ---------------------------------------------------------------- the report

@@ -15,8 +15,9 @@ layout is involved, so it costs milliseconds; it runs only at evaluation time
 import matplotlib
 import numpy as np
 
+from mannlab.training.evaluate import make_tracer, sample_sequence
+from mannlab.training.trainer import Trainer
 from mannlab.viz.figures import Panel, sequence_panels
-from mannlab.viz.trace import make_tracer, sample_sequence, seed_slice
 
 TARGET_WIDTH = 720
 """Pixels a panel is enlarged towards (cells stay square-ish blocks)."""
@@ -35,26 +36,30 @@ def panel_image(panel: Panel, target_width: int = TARGET_WIDTH) -> np.ndarray:
 
 
 class SequenceImageLogger:
-    """Logs the images of one test sequence for each seed of a trainer."""
+    """A training-loop `EvalHook`: logs the images of one fixed test
+    sequence (the task's longest training length) for each evaluated seed.
 
-    def __init__(self, static, task, config, length: int | None = None):
-        self.config = config
-        self.length = length or getattr(task, "max_length", None)
-        self.batch = sample_sequence(task, self.length)
-        self._tracer = make_tracer(static)
+    Args:
+      trainer: the trainer it will be attached to (its model and task).
+    """
+
+    def __init__(self, trainer: Trainer):
+        self.batch = sample_sequence(trainer.task)
+        self._tracer = make_tracer(trainer.learner.static)
 
     def panels(self, params) -> list[list[Panel]]:
         """The panels of every seed in stacked `params` [S, ...]."""
-        outputs = self._tracer(params, self.batch)
-        return [sequence_panels(self.batch, *seed_slice(outputs, i))
-                for i in range(len(outputs[0]))]
+        return [sequence_panels(self.batch, t.probs, t.trace, t.memory_before)
+                for t in self._tracer(params, self.batch)]
 
-    def log(self, params, targets) -> None:
-        """Log images for `targets`: (seed index in params, step, writer, seed name)."""
-        if not targets:
+    def __call__(self, trainer: Trainer, seeds: list[int]) -> None:
+        """Log the images of `seeds` (indices into the trainer's seeds) at their step."""
+        if not seeds:
             return
-        per_seed = self.panels(params)
-        for i, step, writer, _ in targets:
+        per_seed = self.panels(trainer.learner.params())
+        for i in seeds:
+            writer = trainer.writers[i].tensorboard
             for p in per_seed[i]:
-                writer.add_image(f"sequence/{p.key}", panel_image(p), step, dataformats="HWC")
+                writer.add_image(f"sequence/{p.key}", panel_image(p), trainer.seeds[i].step,
+                                 dataformats="HWC")
             writer.flush()

@@ -1,0 +1,187 @@
+"""mannlab's Python API: train, resume, evaluate, load and draw runs.
+
+    import mannlab
+    run = mannlab.train("ntm-copy", overrides=["train.max_steps=2000"], seeds=2)
+    table = mannlab.evaluate(run.path, lengths=[10, 20, 40])
+    model = mannlab.load(run.path)                   # the trained Equinox module
+    mannlab.figure(run.path, length=20).savefig("copy-20.png")
+
+The CLI (`mannlab.cli`) is a thin layer over these functions.
+"""
+
+import lzma
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import equinox as eqx
+import jax
+
+from mannlab.config import ConfigError, RunConfig, build_model, find_config, load_config
+from mannlab.training import rundir
+from mannlab.training.checkpoint import load_params
+from mannlab.training.evaluate import generalisation, save_eval, trace_sequence
+from mannlab.training.progress import ProgressReporter
+from mannlab.training.seeds import Execution, choose_execution, train_in_processes
+from mannlab.training.trainer import Trainer
+from mannlab.viz.figures import figure_title, sequence_figure
+from mannlab.viz.tensorboard import SequenceImageLogger
+
+DEFAULT_LENGTHS = (10, 20, 30, 50, 120)
+
+
+@dataclass
+class TrainedRun:
+    """A run directory and the result of each seed trained in this call
+    (``seed``, ``steps``, ``seconds``, ``converged``, ``heldout``)."""
+
+    path: Path
+    seeds: list[dict]
+
+
+def _check_buildable(config: RunConfig, source: str) -> None:
+    """Build the task, and the model's shapes, so that a combination of
+    fields the task or model rejects (or a missing or damaged data file) is a
+    one-line ConfigError before anything is written."""
+    try:
+        task = config.task.build()
+        inputs = task.input_size if task.embedding is None else task.embedding.size
+        eqx.filter_eval_shape(config.model.build, inputs, task.output_size,
+                              jax.random.key(config.seed))
+    except (ValueError, OSError, EOFError, lzma.LZMAError) as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def make_trainer(run: Path, config: RunConfig, seeds: list[int],
+                 progress: bool = False) -> Trainer:
+    """The training loop for `seeds` of `run`, with TensorBoard images of a
+    test sequence (``train.log_images``) and, if `progress`, a progress display."""
+    trainer = Trainer(run, config, seeds, reporter=ProgressReporter() if progress else None)
+    if config.train.log_images:
+        trainer.on_eval.append(SequenceImageLogger(trainer))
+    return trainer
+
+
+def _train_seed(run_dir: str, seed: int) -> dict:
+    """Train one seed of a run (a worker process of `train_in_processes`)."""
+    run, config, _ = rundir.open_run(run_dir)
+    (result,) = make_trainer(run, config, [seed]).train()
+    return asdict(result)
+
+
+def _run_seeds(run: Path, config: RunConfig, seeds: list[int], execution: Execution,
+               progress: bool, on_done=None) -> TrainedRun:
+    if choose_execution(execution, len(seeds)) == "processes":
+        results = train_in_processes(run, seeds, _train_seed, on_done=on_done)
+    else:
+        results = [asdict(r) for r in make_trainer(run, config, seeds, progress).train()]
+        for r in results:
+            if on_done:
+                on_done(r)
+    rundir.write_seed_results(run, results)
+    return TrainedRun(run, results)
+
+
+def train(config: str | Path | RunConfig, overrides: Sequence[str] = (),
+          run_dir: str | Path | None = None, seeds: int = 1, execution: Execution = "auto",
+          progress: bool = False, on_done=None, on_start=None) -> TrainedRun:
+    """Train a model in a new run directory.
+
+    Args:
+      config: a YAML file, the name of a shipped config (``"ntm-copy"``; see
+        `mannlab.config.shipped_configs`) or a `RunConfig`.
+      overrides: ``"section.field=value"`` strings applied to the config.
+      run_dir: the new run directory (default ``runs/<config name>-<time>``).
+      seeds: train seeds ``config.seed``, ``config.seed + 1``, ...
+      execution: several seeds as one vmapped program or one process each
+        (``auto``: processes on a CPU).
+      progress: show a progress display.
+      on_done: called with each seed's result as it finishes.
+      on_start: called with the run directory once it exists.
+    Returns:
+      The run directory and each seed's result.
+    """
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
+    if isinstance(config, RunConfig):
+        if overrides:
+            raise ConfigError("overrides apply to a config file or name, not to a RunConfig")
+        source, name = "config", "run"
+    else:
+        path = find_config(config)
+        config, source, name = load_config(path, overrides), str(path), path.stem
+    _check_buildable(config, source)
+    seed_list = [config.seed + k for k in range(seeds)]
+    run = Path(run_dir) if run_dir else rundir.new_run_dir("runs", name)
+    rundir.create_run(run, config, seed_list)
+    if on_start:
+        on_start(run)
+    return _run_seeds(run, config, seed_list, execution, progress, on_done)
+
+
+def resume(run: str | Path, overrides: Sequence[str] = (), execution: Execution = "auto",
+           progress: bool = False, on_done=None) -> TrainedRun:
+    """Continue a run (or one seed of it, ``RUN/seed-K``) exactly where it
+    stopped; `overrides` may change only the budget (`rundir.BUDGET_FIELDS`)."""
+    path, config, seed_paths = rundir.open_run(run)
+    if overrides:
+        config = rundir.extend_budget(path, list(overrides))
+    seeds = [rundir.seed_of(p) for p in seed_paths]
+    return _run_seeds(path, config, seeds, execution, progress, on_done)
+
+
+def _check_repeats(config: RunConfig, repeats) -> None:
+    if repeats and config.task.name != "repeat_copy":
+        raise ConfigError(f"--repeats applies to repeat_copy runs; this run's task is "
+                          f"{config.task.name}")
+
+
+def evaluate(run: str | Path, lengths: Sequence[int] = DEFAULT_LENGTHS, sequences: int = 1000,
+             repeats: Sequence[int] | None = None) -> dict:
+    """Each seed's metrics per sequence at each length (1,000 fixed sequences
+    per length by default), saved as every seed's ``eval.json``.
+
+    Returns ``{"lengths", "skipped", "metrics", "seeds": {seed: {length:
+    {metric: mean}}}}``; with `repeats` (repeat copy), one such table per
+    repeat count under ``"by_repeats"``.
+    """
+    _, config, seed_paths = rundir.open_run(run)
+    _check_repeats(config, repeats)
+    if not repeats:
+        result = generalisation(config, seed_paths, list(lengths), sequences)
+    else:
+        parts = {r: generalisation(config, seed_paths, list(lengths), sequences, repeats=r)
+                 for r in repeats}
+        first = parts[repeats[0]]
+        result = {**first, "by_repeats": {str(r): p for r, p in parts.items()}}
+    save_eval(seed_paths, result)
+    return result
+
+
+def load(run: str | Path, seed: int | None = None) -> eqx.Module:
+    """The trained model of a run's seed (default: its first seed)."""
+    path, config, seed_paths = rundir.open_run(run)
+    if seed is not None:
+        seed_paths = [p for p in seed_paths if rundir.seed_of(p) == seed]
+        if not seed_paths:
+            raise ConfigError(f"{path}: no seed-{seed} directory")
+    task = config.task.build()
+    model = build_model(config, task, rundir.seed_of(seed_paths[0]))
+    params, static = eqx.partition(model, eqx.is_array)
+    return eqx.combine(load_params(seed_paths[0] / rundir.CHECKPOINT_FILE, params, config),
+                       static)
+
+
+def figure(run: str | Path, length: int | None = None, sample_seed: int = 0,
+           repeats: int | None = None):
+    """A matplotlib Figure of one sequence of `length` (default: the longest
+    training length) through the run's first seed (or ``RUN/seed-K``): input,
+    target, output, head weightings and memory."""
+    _, config, seed_paths = rundir.open_run(run)
+    _check_repeats(config, repeats)
+    kwargs = {"repeats": repeats} if repeats else {}
+    length = config.task.build().max_length if length is None else length
+    batch, traced = trace_sequence(config, seed_paths[0], length, sample_seed, **kwargs)
+    title = figure_title(config, length, seed_paths[0].name)
+    return sequence_figure(batch, traced.probs, traced.trace, title,
+                           memory_before=traced.memory_before)

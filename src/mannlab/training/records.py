@@ -1,0 +1,130 @@
+"""A seed's host-side state and its records, as three small pieces.
+
+* `SeedProgress`: everything besides the arrays that resuming a seed needs
+  (step, clock, data RNG, sliding windows, convergence, last evaluation); it
+  goes into the checkpoint as JSON (`to_json`, `restore`).
+* `RecordWriter`: appends a seed's records to ``metrics.jsonl`` and its
+  numbers to the seed's TensorBoard run.
+* `truncate_records`: after a crash, drops what a stopped process logged
+  past the point where training resumes.
+"""
+
+import json
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tensorboardX import SummaryWriter
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class SeedProgress:
+    """Host-side state of one seed, besides its arrays.
+
+    `windows` hold the last `window` training values of each metric (the
+    ``<metric>_window`` averages of the records and the progress line).
+    """
+
+    seed: int
+    rng: np.random.Generator
+    window: int
+    step: int = 0
+    seconds: float = 0.0
+    converged: dict | None = None
+    last_eval: dict | None = None
+    windows: dict = field(default_factory=dict)
+
+    @property
+    def training(self) -> bool:
+        """Whether the seed still trains (it stops at convergence)."""
+        return self.converged is None
+
+    def push(self, name: str, value: float) -> None:
+        self.windows.setdefault(name, deque(maxlen=self.window)).append(value)
+
+    def average(self, name: str) -> float:
+        values = self.windows.get(name)
+        return float(np.mean(values)) if values else float("nan")
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "step": self.step, "seconds": self.seconds,
+                "rng": self.rng.bit_generator.state, "converged": self.converged,
+                "last_eval": self.last_eval,
+                "windows": {k: list(v) for k, v in self.windows.items()}}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's JSON `state`."""
+        self.step, self.seconds = state["step"], state["seconds"]
+        self.rng.bit_generator.state = state["rng"]
+        self.converged, self.last_eval = state["converged"], state["last_eval"]
+        self.windows = {k: deque(v, maxlen=self.window) for k, v in state["windows"].items()}
+
+
+def _step_of(line: str) -> int | None:
+    """The step of a metrics.jsonl line, None if the line is not a record."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def truncate_records(seed_dir: Path, step: int) -> None:
+    """Keep the metrics.jsonl records up to `step`; lines a stopped process
+    left half-written go too. The file is rewritten atomically, and only if
+    something is dropped."""
+    metrics = seed_dir / METRICS_FILE
+    if not metrics.exists():
+        return
+    lines = metrics.read_text().splitlines()
+    kept = [line for line in lines if (n := _step_of(line)) is not None and n <= step]
+    if len(kept) < len(lines):
+        tmp = metrics.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, metrics)
+
+
+class RecordWriter:
+    """Writes one seed's records: ``metrics.jsonl`` and a TensorBoard run in
+    the seed's directory.
+
+    Args:
+      seed_dir: the seed's directory.
+      start_step: the step training (re)starts from: records logged past it
+        by an earlier, stopped process are dropped (`truncate_records`) and
+        hidden from TensorBoard (its ``purge_step``).
+    """
+
+    def __init__(self, seed_dir: Path, start_step: int):
+        self.dir = Path(seed_dir)
+        self._purge_step = start_step + 1
+        self._tensorboard = None
+        truncate_records(self.dir, start_step)
+
+    @property
+    def tensorboard(self) -> SummaryWriter:
+        """The seed's TensorBoard writer, opened on first use."""
+        if self._tensorboard is None:
+            # tensorboardX names files by the second and opens them "wb": a suffix
+            # in nanoseconds keeps two writers of one second apart, in order
+            self._tensorboard = SummaryWriter(logdir=str(self.dir), flush_secs=10,
+                                              purge_step=self._purge_step,
+                                              filename_suffix=f".{time.time_ns()}")
+        return self._tensorboard
+
+    def log(self, record: dict) -> None:
+        """Append `record` to metrics.jsonl; its numbers go to TensorBoard as
+        ``<split>/<name>`` at ``record["step"]``."""
+        with open(self.dir / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for k, v in record.items():
+            if isinstance(v, (int, float)) and k not in ("step", "split"):
+                self.tensorboard.add_scalar(f"{record['split']}/{k}", v, record["step"])
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
