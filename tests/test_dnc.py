@@ -138,14 +138,11 @@ def test_remat_changes_nothing():
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(g1))
 
 
-def test_fast_paths_equal_reference_formulation(monkeypatch):
-    """The hand-written VJPs and sort-free allocation (with remat) against plain
-    autodiff of the paper's formulation (without remat): values and gradients
-    over a whole sequence, long enough for the link matrix and usage to fill."""
-    from mannlab.memory.allocation import allocation_weighting_by_sort
-    from mannlab.memory.temporal_links import directional_weightings, link_update
-    from mannlab.models import dnc
-
+def test_fast_paths_equal_reference_formulation():
+    """The hand-written VJPs and sort-free allocation (with remat and its
+    policy) against plain autodiff of the paper's formulation
+    (`kernels="reference"`, without remat): values and gradients over a whole
+    sequence, long enough for the link matrix and usage to fill."""
     t = 12
     xs = inputs(t)
 
@@ -153,17 +150,8 @@ def test_fast_paths_equal_reference_formulation(monkeypatch):
         ys, final = model(xs, model.init_state(B))
         return jnp.sum(jnp.sin(ys)) + jnp.sum(final.link * final.usage[:, :, None])
 
-    fast = make(remat=True)
-    value_fast, g_fast = eqx.filter_value_and_grad(loss)(fast)
-
-    def plain_link_step(link, precedence, write_weights, read_weights):
-        new = link_update(link, precedence, write_weights)
-        return (new,) + directional_weightings(new, read_weights)
-
-    monkeypatch.setattr(dnc, "link_step", plain_link_step)
-    monkeypatch.setattr(dnc, "erase_and_add_one_head", erase_and_add)
-    monkeypatch.setattr(dnc, "allocation_weighting", allocation_weighting_by_sort)
-    value_ref, g_ref = eqx.filter_value_and_grad(loss)(make(remat=False))
+    value_fast, g_fast = eqx.filter_value_and_grad(loss)(make(remat=True))
+    value_ref, g_ref = eqx.filter_value_and_grad(loss)(make(remat=False, kernels="reference"))
     np.testing.assert_allclose(value_fast, value_ref, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
         assert np.all(np.isfinite(a))

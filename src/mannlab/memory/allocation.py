@@ -129,7 +129,8 @@ sum_over_predecessors.defvjp(_sum_over_predecessors_fwd, _sum_over_predecessors_
 def allocation_weighting_by_sort(usage: jnp.ndarray, eps: float = USAGE_EPS) -> jnp.ndarray:
     """DNC Methods, allocation weighting, computed as in the paper: sort, exclusive
     cumulative product, scatter back. The reference for `allocation_weighting`
-    (same values up to rounding, same gradients):
+    (same values up to rounding, same gradients), used by
+    `DNC(kernels="reference")`:
     a_t[phi_t[j]] = (1 - u_t[phi_t[j]]) prod_{i=1}^{j-1} u_t[phi_t[i]],
     where phi_t sorts the locations by ascending usage (ties by index).
 

@@ -53,7 +53,9 @@ def _link_times(link: jnp.ndarray, vectors: jnp.ndarray) -> jnp.ndarray:
 
     The product is formed as [N, K] and transposed after an optimisation
     barrier: when XLA fuses the transpose into the product, its CPU code ran
-    the batched product 3.5x slower (docs/benchmarks.md).
+    the batched product 3.5x slower (docs/benchmarks.md). Fast path only
+    (`link_step`, `directional_weightings_from_previous`); the paper's
+    `directional_weightings` has no barrier.
     """
     return jax.lax.optimization_barrier(link @ vectors.T).T
 
@@ -68,10 +70,31 @@ def directional_weightings(link: jnp.ndarray, read_weights: jnp.ndarray):
     Returns:
       (forward [R, N], backward [R, N]).
     """
-    # L w for each head, written so the N x N matrix is never transposed
-    forward = _link_times(link, read_weights)
+    # row i of forward is (L w^i)^T = w^i L^T; plain products, left to autodiff
+    # (the fast path's `link_step` forms these from L_{t-1} instead)
+    forward = read_weights @ link.T
     backward = read_weights @ link
     return forward, backward
+
+
+def link_step_reference(link: jnp.ndarray, precedence: jnp.ndarray,
+                        write_weights: jnp.ndarray, read_weights: jnp.ndarray):
+    """The paper's link matrix and forward / backward weightings, composed
+    plainly: `link_update` (DNC Methods, link matrix) then
+    `directional_weightings` of L_t (DNC Methods, forward and backward
+    weightings), differentiated by autodiff. The reference for `link_step`
+    (same arguments and results, no hand-written VJP).
+
+    Args:
+      link: [N, N] L_{t-1}.
+      precedence: [N] p_{t-1}.
+      write_weights: [N] w_t^w.
+      read_weights: [R, N] w_{t-1}^r.
+    Returns:
+      (L_t [N, N], forward [R, N], backward [R, N]).
+    """
+    new = link_update(link, precedence, write_weights)
+    return (new,) + directional_weightings(new, read_weights)
 
 
 def directional_weightings_from_previous(link: jnp.ndarray, precedence: jnp.ndarray,
@@ -134,7 +157,8 @@ def _offdiag(n: int, dtype) -> jnp.ndarray:
 def link_step(link: jnp.ndarray, precedence: jnp.ndarray, write_weights: jnp.ndarray,
               read_weights: jnp.ndarray):
     """`link_update` and `directional_weightings` of its result, fused, with a
-    hand-written VJP.
+    hand-written VJP: the DNC's fast kernel (`link_step_reference` is the
+    plain composition it replaces).
 
     Same values as the two functions up to rounding (DNC Methods, link matrix
     and forward / backward weightings); the weightings come from L_{t-1}

@@ -15,11 +15,29 @@ A model is an Equinox module with
 padding masks) so a subclass writes only ``init_state`` and ``step``.
 """
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+
+KernelsName = Literal["reference", "fast"]
+"""Which functions a memory model composes. ``"reference"``: the plain paper
+functions (one per equation), differentiated by autodiff; the one to edit
+when changing an equation. ``"fast"`` (the default): the same values through
+hand-written VJPs and sort-free / fused forms (docs/architecture.md,
+"Kernels")."""
+
+K = TypeVar("K")
+
+
+def choose_kernels(table: Mapping[str, K], kernels: str) -> K:
+    """``table[kernels]``, or a one-line ValueError naming the field and value."""
+    if not isinstance(kernels, str) or kernels not in table:
+        expected = " or ".join(repr(k) for k in table)
+        raise ValueError(f"kernels: unknown value {kernels!r} (expected {expected})")
+    return table[kernels]
 
 
 def keep_where(mask: jnp.ndarray, new: Any, old: Any) -> Any:

@@ -25,8 +25,18 @@ Options (all off by default, Csordas & Schmidhuber 2019):
 ``trace_links`` (default False) adds the N x N link matrix to the trace;
 ``remat`` (default True) recomputes each step in the backward pass instead of
 storing its intermediates (same values and gradients, less memory traffic).
+
+``kernels`` chooses the functions the step composes (`DNCKernels`):
+``"fast"`` (default) the fused link step and the erase-and-add with
+hand-written VJPs, the sort-free allocation, and a remat policy that keeps
+their named results; ``"reference"`` the paper's plain functions
+(`link_step_reference`, `allocation_weighting_by_sort`, `erase_and_add`)
+differentiated by autodiff, rematerialised (with ``remat``) keeping only
+each step's inputs. Same values and gradients up to rounding
+(tests/test_kernels.py).
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -34,18 +44,24 @@ import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
-from mannlab.memory.allocation import LOG_PRODUCTS_NAME, allocation_weighting, write_weighting
+from mannlab.memory.allocation import (
+    LOG_PRODUCTS_NAME,
+    allocation_weighting,
+    allocation_weighting_by_sort,
+    write_weighting,
+)
 from mannlab.memory.content import content_weighting
 from mannlab.memory.dnc_read import masked_content_weighting, read_weighting
-from mannlab.memory.read_write import read
+from mannlab.memory.read_write import erase_and_add, read
 from mannlab.memory.temporal_links import (
     link_step,
+    link_step_reference,
     precedence_update,
     sharpen_distribution,
 )
 from mannlab.memory.usage import deallocate, retention, usage_update
 from mannlab.memory.write_vjp import erase_and_add_one_head
-from mannlab.models.base import SequenceModel
+from mannlab.models.base import KernelsName, SequenceModel, choose_kernels
 from mannlab.models.controller import ControllerKind, make_controller
 
 REMAT_POLICY = jax.checkpoint_policies.save_only_these_names(
@@ -55,6 +71,41 @@ REMAT_POLICY = jax.checkpoint_policies.save_only_these_names(
 (the link step's own backward needs only its inputs), and the allocation's
 log-products ([B, N]), so that it skips the allocation's N x N comparison
 (whose backward needs only the usage order)."""
+
+
+def link_step_named(link: jnp.ndarray, precedence: jnp.ndarray, write_weights: jnp.ndarray,
+                    read_weights: jnp.ndarray):
+    """`link_step` with the forward and backward weightings named for
+    `REMAT_POLICY`, so the backward pass never recomputes the link update.
+    Shapes as `link_step`: -> (L_t [N, N], forward [R, N], backward [R, N])."""
+    link, fwd, bwd = link_step(link, precedence, write_weights, read_weights)
+    return (link, checkpoint_name(fwd, "dnc_forward_weighting"),
+            checkpoint_name(bwd, "dnc_backward_weighting"))
+
+
+class DNCKernels(NamedTuple):
+    """The functions one DNC step composes, for one example.
+
+    link: (L_{t-1} [N, N], p_{t-1} [N], w_t^w [N], w_{t-1}^r [R, N])
+      -> (L_t [N, N], forward [R, N], backward [R, N]);
+    allocation: usage u_t [N] -> allocation weighting a_t [N];
+    write: (M_{t-1} [N, W], w_t^w [1, N], e [1, W], v [1, W]) -> M_t [N, W];
+    remat_policy: the `jax.checkpoint` policy of a rematerialised step.
+    """
+
+    link: Callable
+    allocation: Callable
+    write: Callable
+    remat_policy: Callable | None
+
+
+DNC_KERNELS = {
+    "reference": DNCKernels(link_step_reference, allocation_weighting_by_sort, erase_and_add,
+                            None),
+    "fast": DNCKernels(link_step_named, allocation_weighting, erase_and_add_one_head,
+                       REMAT_POLICY),
+}
+"""`DNC(kernels=...)`: the paper's functions under autodiff, or the fast path."""
 
 
 def oneplus(x: jnp.ndarray) -> jnp.ndarray:
@@ -186,6 +237,7 @@ class DNC(SequenceModel):
     link_sharpness: bool = eqx.field(static=True)
     trace_links: bool = eqx.field(static=True)
     remat: bool = eqx.field(static=True)
+    kernels: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -203,12 +255,14 @@ class DNC(SequenceModel):
         link_sharpness: bool = False,
         trace_links: bool = False,
         remat: bool = True,
+        kernels: KernelsName = "fast",
         key: jax.Array,
     ):
+        choose_kernels(DNC_KERNELS, kernels)  # an unknown name fails here, not at the first step
         self.memory_size, self.memory_width, self.read_heads = memory_size, memory_width, read_heads
         self.content_masking, self.deallocation_erase = content_masking, deallocation_erase
         self.link_sharpness, self.trace_links = link_sharpness, trace_links
-        self.remat = remat
+        self.remat, self.kernels = remat, kernels
         k_ctrl, k_if, k_out = jax.random.split(key, 3)
         self.controller = make_controller(controller, input_size + read_heads * memory_width,
                                           controller_size, controller_layers, key=k_ctrl)
@@ -242,22 +296,20 @@ class DNC(SequenceModel):
         ctrl_state, h = self.controller(state.controller,
                                         jnp.concatenate([x, state.reads.ravel()]))
         xi = self.split(h)
+        kernels = DNC_KERNELS[self.kernels]
 
         psi = retention(xi.free_gates, state.read_weights)
         usage = usage_update(state.usage, state.write_weights, psi)
-        alloc = allocation_weighting(usage)
+        alloc = kernels.allocation(usage)
         write_content = self._content(state.memory, xi.write_key, xi.write_strength,
                                       xi.write_mask)
         write_w = write_weighting(alloc, write_content, xi.allocation_gate, xi.write_gate)
 
         memory = deallocate(state.memory, psi) if self.deallocation_erase else state.memory
-        memory = erase_and_add_one_head(memory, write_w, xi.erase, xi.write_vector)
+        memory = kernels.write(memory, write_w, xi.erase, xi.write_vector)
 
-        link, fwd, bwd = link_step(state.link, state.precedence, write_w[0],
-                                   state.read_weights)
-        # saved by the remat policy, so the backward pass never recomputes the link
-        fwd = checkpoint_name(fwd, "dnc_forward_weighting")
-        bwd = checkpoint_name(bwd, "dnc_backward_weighting")
+        link, fwd, bwd = kernels.link(state.link, state.precedence, write_w[0],
+                                      state.read_weights)
         precedence = precedence_update(state.precedence, write_w[0])
         if self.link_sharpness:
             fwd = sharpen_distribution(fwd, xi.forward_sharpness)
@@ -278,6 +330,8 @@ class DNC(SequenceModel):
         With `remat` (the default) the step is rematerialised in the backward
         pass (`jax.checkpoint`): only its inputs are kept per time step instead
         of every intermediate, which halves the memory a training step touches
-        and makes it faster on CPU. Values and gradients are unchanged.
+        and makes it faster on CPU. Values and gradients are unchanged. The
+        policy (what a recomputed step keeps) comes with the kernels.
         """
-        return self._batched_step(state, x, self.remat, REMAT_POLICY)
+        return self._batched_step(state, x, self.remat,
+                                  DNC_KERNELS[self.kernels].remat_policy)

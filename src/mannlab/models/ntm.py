@@ -16,8 +16,14 @@ controller output and the new read vectors.
 storing its intermediates (`jax.checkpoint`): values and gradients are the
 same, and a training step runs about twice as fast at batch 16-64 on a CPU,
 where storing per-step copies of the memory dominated (docs/benchmarks.md).
+
+``kernels`` chooses the memory write (`NTM_KERNELS`): ``"fast"`` (default)
+uses the hand-written VJP of `erase_and_add_one_head` when there is one write
+head, ``"reference"`` the paper's `erase_and_add` (eqs. 3-4) under autodiff.
+Same values and gradients up to rounding (tests/test_kernels.py).
 """
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import equinox as eqx
@@ -26,14 +32,31 @@ import jax.numpy as jnp
 
 from mannlab.memory.ntm_addressing import address
 from mannlab.memory.read_write import erase_and_add, read
-from mannlab.memory.write_vjp import erase_and_add_one_head
-from mannlab.models.base import SequenceModel
+from mannlab.memory.write_vjp import erase_and_add_fast
+from mannlab.models.base import KernelsName, SequenceModel, choose_kernels
 from mannlab.models.controller import ControllerKind, make_controller
 
 MemoryInit = Literal["constant", "learned", "random"]
 
 CONSTANT_MEMORY_VALUE = 1e-6
 """Collier & Beel 2018 found a small constant memory initialisation fastest."""
+
+
+class NTMKernels(NamedTuple):
+    """The functions one NTM step composes, for one example.
+
+    write: (M_{t-1} [N, M], weightings [H, N], erase [H, M], add [H, M])
+      -> M_t [N, M].
+    """
+
+    write: Callable
+
+
+NTM_KERNELS = {
+    "reference": NTMKernels(erase_and_add),
+    "fast": NTMKernels(erase_and_add_fast),
+}
+"""`NTM(kernels=...)`: the paper's functions under autodiff, or the fast path."""
 
 
 class NTMState(NamedTuple):
@@ -76,6 +99,7 @@ class NTM(SequenceModel):
     shift_range: int = eqx.field(static=True)
     memory_init: str = eqx.field(static=True)
     remat: bool = eqx.field(static=True)
+    kernels: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -93,6 +117,7 @@ class NTM(SequenceModel):
         shift_range: int = 1,
         memory_init: MemoryInit = "constant",
         remat: bool = True,
+        kernels: KernelsName = "fast",
         key: jax.Array,
     ):
         if shared_head and (read_heads, write_heads) != (1, 1):
@@ -106,7 +131,8 @@ class NTM(SequenceModel):
         self.memory_size, self.memory_width = memory_size, memory_width
         self.read_heads, self.write_heads = read_heads, write_heads
         self.shared_head, self.shift_range = shared_head, shift_range
-        self.memory_init, self.remat = memory_init, remat
+        choose_kernels(NTM_KERNELS, kernels)  # an unknown name fails here
+        self.memory_init, self.remat, self.kernels = memory_init, remat, kernels
         k_ctrl, k_head, k_write, k_out, k_mem = jax.random.split(key, 5)
         self.controller = make_controller(
             controller, input_size + read_heads * memory_width, controller_size,
@@ -170,8 +196,7 @@ class NTM(SequenceModel):
         ev = self.write_params(h).reshape(self.write_heads, 2, M)
         erase, add = jax.nn.sigmoid(ev[:, 0]), jnp.tanh(ev[:, 1])
         write_w, read_w = weights[self._write_ids()], weights[self._read_ids()]
-        write = erase_and_add_one_head if self.write_heads == 1 else erase_and_add
-        memory = write(state.memory, write_w, erase, add)
+        memory = NTM_KERNELS[self.kernels].write(state.memory, write_w, erase, add)
         reads = read(memory, read_w)
         y = self.readout(jnp.concatenate([h, reads.ravel()]))
         trace = NTMTrace(read_w, write_w, erase, add, memory)
