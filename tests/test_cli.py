@@ -89,8 +89,14 @@ def test_eval_and_show_on_a_data_set_task_skip_lengths_it_lacks(tmp_path, capsys
     capsys.readouterr()
     assert main(["eval", str(run), "--lengths", "6", "10", "--sequences", "4"]) == 0
     assert "skipped lengths 10" in capsys.readouterr().out
-    assert set(json.loads((run / "seed-0/eval.json").read_text())["seeds"]["seed-0"]) == {"6"}
-    for argv in (["eval", str(run)], ["eval", str(run), "--repeats", "2"],
+    saved = json.loads((run / "seed-0/eval.json").read_text())
+    assert set(saved["seeds"]["seed-0"]) == {"6"}
+    # the task's own scores on its splits
+    train_scores = saved["splits"]["seeds"]["seed-0"]["train"]
+    assert 0 <= train_scores["micro_f1"] <= 1 and train_scores["sequences"] == 3
+    assert main(["eval", str(run), "--lengths", "10"]) == 0  # no length, but the splits
+    assert "scores on the task's splits" in capsys.readouterr().out
+    for argv in (["eval", str(run), "--repeats", "2"],
                  ["show", str(run), "--length", "7", "-o", str(tmp_path / "x.png")]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()

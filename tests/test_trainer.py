@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 
 from helpers import event_records, tiny_config
-from mannlab.config import parse_config
+from mannlab.api import make_trainer
+from mannlab.config import build_model, parse_config
 from mannlab.tasks.base import pad_time
 from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mannlab.training.rundir import create_run
-from mannlab.training.step import sequence_loss
-from mannlab.api import make_trainer
-from mannlab.config import build_model
-from mannlab.training.step import unstack_tree
+from mannlab.training.step import sequence_loss, unstack_tree
 from mannlab.training.trainer import Trainer
 
 

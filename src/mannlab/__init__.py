@@ -8,9 +8,9 @@ __all__ = ["evaluate", "figure", "load", "resume", "train"]
 
 
 def __getattr__(name: str):
-    # The API is imported on first use, so that `import mannlab.runtime` (which
-    # the CLI runs before its self-restart, see mannlab.__main__) loads no JAX.
     if name in __all__:
+        # lazy: `import mannlab.runtime` (what the CLI loads before its
+        # self-restart, see mannlab.__main__) must not load JAX
         from mannlab import api
 
         return getattr(api, name)

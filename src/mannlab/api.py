@@ -20,7 +20,12 @@ import jax
 from mannlab.config import ConfigError, RunConfig, build_model, find_config, load_config
 from mannlab.training import rundir
 from mannlab.training.checkpoint import load_params
-from mannlab.training.evaluate import generalisation, save_eval, trace_sequence
+from mannlab.training.evaluate import (
+    generalisation,
+    save_eval,
+    split_scores,
+    trace_sequence,
+)
 from mannlab.training.progress import ProgressReporter
 from mannlab.training.seeds import Execution, choose_execution, train_in_processes
 from mannlab.training.trainer import Trainer
@@ -137,13 +142,16 @@ def _check_repeats(config: RunConfig, repeats) -> None:
 
 
 def evaluate(run: str | Path, lengths: Sequence[int] = DEFAULT_LENGTHS, sequences: int = 1000,
-             repeats: Sequence[int] | None = None) -> dict:
-    """Each seed's metrics per sequence at each length (1,000 fixed sequences
-    per length by default), saved as every seed's ``eval.json``.
+             repeats: Sequence[int] | None = None, train_limit: int | None = None) -> dict:
+    """Evaluate a run's seeds, and save the result as every seed's ``eval.json``.
 
     Returns ``{"lengths", "skipped", "metrics", "seeds": {seed: {length:
-    {metric: mean}}}}``; with `repeats` (repeat copy), one such table per
-    repeat count under ``"by_repeats"``.
+    {metric: mean}}}}``: each seed's metrics per sequence at each length
+    (`sequences` fixed sequences per length); with `repeats` (repeat copy), one
+    such table per repeat count under ``"by_repeats"``. Tasks with fixed
+    splits (the language tasks) add ``"splits"``: each seed's scores on each
+    split (micro and weighted P / R / F1, whole-answer accuracy; the training
+    split limited to its first `train_limit` examples) and the baselines'.
     """
     _, config, seed_paths = rundir.open_run(run)
     _check_repeats(config, repeats)
@@ -152,8 +160,13 @@ def evaluate(run: str | Path, lengths: Sequence[int] = DEFAULT_LENGTHS, sequence
     else:
         parts = {r: generalisation(config, seed_paths, list(lengths), sequences, repeats=r)
                  for r in repeats}
-        first = parts[repeats[0]]
-        result = {**first, "by_repeats": {str(r): p for r, p in parts.items()}}
+        result = {**parts[repeats[0]], "by_repeats": {str(r): p for r, p in parts.items()}}
+    splits = split_scores(config, seed_paths, train_limit)
+    if splits["seeds"]:
+        result["splits"] = splits
+    elif not result["lengths"]:
+        raise ConfigError(f"--lengths: the {config.task.name} task has no sequence of length "
+                          f"{' or '.join(map(str, result['skipped']))}")
     save_eval(seed_paths, result)
     return result
 

@@ -23,7 +23,6 @@ from mannlab.training.checkpoint import CheckpointError
 from mannlab.viz.figures import save_figure
 from mannlab.viz.report import build_report
 
-
 RESTART_NOTE = """On Linux the program restarts itself once, before anything else, with
 glibc's malloc asking for transparent huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1),
 which makes the large per-step buffers of a training step much cheaper. Set
@@ -51,6 +50,8 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
     e.add_argument("--lengths", type=int, nargs="+", default=list(api.DEFAULT_LENGTHS))
     e.add_argument("--repeats", type=int, nargs="+", help="repeat counts (repeat-copy)")
     e.add_argument("--sequences", type=int, default=1000, help="sequences per length")
+    e.add_argument("--train-limit", type=int,
+                   help="language tasks: score only the first N training examples")
 
     s = argparse.ArgumentParser(prog="mannlab show",
                                 description="figure of a trained model on one sequence")
@@ -117,7 +118,14 @@ def _print_table(result: dict) -> None:
         for length in seeds[0]:
             table.add_row(f"median of {len(seeds)}", length,
                           *(f"{_median([s[length][n] for s in seeds]):.4g}" for n in names))
-    Console().print(table)
+    _console().print(table)
+
+
+def _console() -> Console:
+    """A console that prints whole lines where output is not a terminal (CI
+    logs, files): no wrapping of a table into a terminal's width."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 def _median(values: list[float]) -> float:
@@ -168,11 +176,34 @@ def _note_skipped(result: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    result = api.evaluate(args.run, args.lengths, args.sequences, args.repeats)
+    result = api.evaluate(args.run, args.lengths, args.sequences, args.repeats,
+                          args.train_limit)
     for part in (result["by_repeats"].values() if args.repeats else [result]):
         _note_skipped(part)
-        _print_table(part)
+        if part["lengths"]:
+            _print_table(part)
+    if "splits" in result:
+        _print_splits(result["splits"])
     return 0
+
+
+SPLIT_COLUMNS = ("micro_f1", "weighted_precision", "weighted_recall", "weighted_f1",
+                 "whole_accuracy")
+
+
+def _print_splits(splits: dict) -> None:
+    """The task's own scores per seed and split, then its baselines'."""
+    table = Table(title="scores on the task's splits")
+    for column in ("seed", "split", *SPLIT_COLUMNS, "sequences"):
+        table.add_column(column, justify="left" if column in ("seed", "split") else "right")
+    rows = [(seed, split, scores) for seed, by_split in splits["seeds"].items()
+            for split, scores in by_split.items()]
+    rows += [(name, split, scores) for name, by_split in splits["baselines"].items()
+             for split, scores in by_split.items()]
+    for who, split, scores in rows:
+        table.add_row(who, split, *(f"{scores[c]:.3f}" if c in scores else "" for c in
+                                    SPLIT_COLUMNS), str(scores.get("sequences", "")))
+    _console().print(table)
 
 
 def cmd_show(args) -> int:

@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from mannlab.models.embedded import Embedding
+from mannlab.tasks.bits import bit_loss
 
 
 class Batch(NamedTuple):
@@ -58,6 +59,16 @@ class Task(Protocol):
 
     def loss(self, ys, batch: "Batch"): ...
 
+    def splits(self, train_limit: int | None = None) -> dict[str, list["Batch"]]:
+        """Fixed evaluation splits that `scores` reports on, by name ({} if
+        the task has none beyond `heldout`)."""
+
+    def scores(self, outputs: list[tuple[np.ndarray, "Batch"]]) -> dict[str, float]:
+        """The task's own scores of model outputs on a split: ``(ys, batch)`` pairs."""
+
+    def baselines(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Reference predictors' `scores` per split, by name."""
+
 
 class BitTask:
     """Shared by the generated bit-vector tasks (copy, repeat copy, associative
@@ -73,9 +84,17 @@ class BitTask:
         return length >= 1
 
     def loss(self, ys, batch: Batch):
-        from mannlab.tasks.bits import bit_loss
-
         return bit_loss(ys, batch.targets, batch.loss_mask)
+
+    def splits(self, train_limit: int | None = None) -> dict[str, list[Batch]]:
+        """None: a generated task is scored by its metrics at each length."""
+        return {}
+
+    def scores(self, outputs) -> dict[str, float]:
+        return {}
+
+    def baselines(self) -> dict[str, dict[str, dict[str, float]]]:
+        return {}
 
     def heldout(self, size: int, chunk: int = 500) -> list[Batch]:
         """`size` sequences of the training distribution, in batches of `chunk`."""

@@ -154,6 +154,7 @@ def load_dataset(path: str | Path) -> dict[str, list[tuple[list[str], list[str]]
 
 class LogicTask(SymbolSequenceTask):
     metric_names = ("answer_error", "sequence_error", "symbol_error_rate", "errors", "cost")
+    whole_metric = "answer_error"
 
     def __init__(self, data_path: str | None = DEFAULT_DATA,
                  source: Literal["auto", "file", "generator"] = "auto",

@@ -118,6 +118,9 @@ class POSTask(SymbolSequenceTask):
     def _example(self, s: Sentence) -> Example:
         return make_example(self.encode(s.forms), [TAG_INDEX[t] for t in s.upos])
 
+    def baselines(self) -> dict[str, dict[str, dict[str, float]]]:
+        return {"most-frequent tag": self.most_frequent_tag_baseline()}
+
     def most_frequent_tag_baseline(self) -> dict[str, dict[str, float]]:
         """The paper's baseline, fitted on the training file: ``{"train": scores,
         "heldout": scores}`` with scores ``accuracy``, ``micro_f1``,

@@ -198,7 +198,25 @@ class SymbolSequenceTask:
     def loss(self, ys, batch: Batch):
         return class_loss(ys, batch.targets, batch.loss_mask)
 
-    def symbol_scores(self, outputs) -> dict[str, float]:
-        """Micro/weighted P, R, F1 and accuracy over the scored output symbols of
-        ``outputs``, an iterable of ``(ys, batch)`` (see `classes.symbol_scores`)."""
-        return symbol_scores(outputs)
+    whole_metric = "sequence_error"
+    """The per-sequence metric whose complement is the whole-answer accuracy."""
+
+    def splits(self, train_limit: int | None = None) -> dict[str, list[Batch]]:
+        """The fixed splits `scores` reports on: the training split (its first
+        `train_limit` examples; the MANN-RL paper reports this one) and the
+        held-out split."""
+        return {"train": self.train_eval_batches(256, train_limit),
+                "heldout": self.eval_batches(256)}
+
+    def scores(self, outputs: list[tuple[np.ndarray, Batch]]) -> dict[str, float]:
+        """Micro and weighted P, R, F1 and accuracy over the scored output
+        symbols (`classes.symbol_scores`), the whole-answer accuracy and the
+        number of sequences, of ``(ys [T, B, O], batch)`` pairs."""
+        out = symbol_scores(outputs)
+        whole = np.concatenate([1.0 - np.asarray(self.loss(ys, b)[1][self.whole_metric])
+                                for ys, b in outputs])
+        return {**out, "whole_accuracy": float(whole.mean()), "sequences": int(whole.size)}
+
+    def baselines(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Reference predictors' `scores` per split, by name (none here)."""
+        return {}

@@ -17,8 +17,10 @@ from typing import Any
 
 import jax
 import numpy as np
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save
+
+from mannlab.config import parse_config
 
 FORMAT = "mannlab-checkpoint/1"
 
@@ -105,8 +107,6 @@ def _sync_directory(directory: Path) -> None:
 
 def read_metadata(path: str | Path) -> dict:
     """The checkpoint's metadata, checked for the mannlab format tag."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -137,8 +137,6 @@ def check_config(path: str | Path, meta: dict, config, ignore: tuple[str, ...] =
     """Raise CheckpointError unless the config stored in the checkpoint equals
     `config` (a RunConfig) in every field except those in `ignore` (dotted
     names such as "train.max_steps"), looking only at `sections` if given."""
-    from mannlab.config import parse_config
-
     try:
         stored = parse_config(json.loads(meta["config"]))
     except (KeyError, ValueError) as err:  # ConfigError and JSONDecodeError are ValueErrors

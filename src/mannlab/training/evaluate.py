@@ -39,15 +39,10 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
     Returns:
       {"lengths": [evaluated], "skipped": [lengths], "metrics": [names],
        "seeds": {seed_dir_name: {length: {metric: mean}}}}
-    Raises:
-      ConfigError if the task has none of the lengths.
     """
     task = config.task.build()
     skipped = [n for n in lengths if not task.has_length(n)]
     lengths = [n for n in lengths if task.has_length(n)]
-    if not lengths:
-        raise ConfigError(f"--lengths: the {config.task.name} task has no sequence of length "
-                          f"{' or '.join(map(str, skipped))}")
     params, static = load_models(config, task, seed_dirs)
     eval_step = make_eval_step(static, task)
     table = {d.name: {} for d in seed_dirs}
@@ -65,9 +60,43 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
             "task_kwargs": task_kwargs, "metrics": list(task.metric_names), "seeds": table}
 
 
+def split_scores(config: RunConfig, seed_dirs: list[Path],
+                 train_limit: int | None = None) -> dict:
+    """The task's own scores (`Task.scores`, e.g. micro and weighted P / R /
+    F1 and whole-answer accuracy for the language tasks) of every seed on
+    each of the task's fixed splits (`Task.splits`), and its baselines'.
+
+    Returns:
+      {"seeds": {seed_dir_name: {split: scores}}, "baselines": {name: {split:
+      scores}}}; both empty for tasks without splits (the generated tasks).
+    """
+    task = config.task.build()
+    splits = {name: batches for name, batches in task.splits(train_limit).items() if batches}
+    if not splits:
+        return {"seeds": {}, "baselines": {}}
+    params, static = load_models(config, task, seed_dirs)
+    run = jax.jit(jax.vmap(lambda p, b: _outputs(p, static, b), in_axes=(0, None)))
+    per_seed = {d.name: {} for d in seed_dirs}
+    for split, batches in splits.items():
+        outputs = [(np.asarray(run(params, jax.tree.map(jnp.asarray, b))), b) for b in batches]
+        for i, d in enumerate(seed_dirs):
+            per_seed[d.name][split] = task.scores([(ys[i], b) for ys, b in outputs])
+    return {"seeds": per_seed, "baselines": task.baselines()}
+
+
+def _outputs(params, static, batch: Batch):
+    """The model's outputs ys [T, B, O] on a batch (padding inert)."""
+    model = eqx.combine(params, static)
+    ys, _ = model(batch.inputs, model.init_state(batch.inputs.shape[1]), batch.step_mask)
+    return ys
+
+
 def save_eval(seed_dirs: list[Path], result: dict, name: str = "eval.json") -> None:
     for d in seed_dirs:
         own = {**result, "seeds": {d.name: result["seeds"][d.name]}}
+        if "splits" in result:
+            own["splits"] = {**result["splits"],
+                             "seeds": {d.name: result["splits"]["seeds"][d.name]}}
         (d / name).write_text(json.dumps(own, indent=2) + "\n")
 
 
