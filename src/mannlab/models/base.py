@@ -64,6 +64,11 @@ class SequenceModel(eqx.Module):
     def step(self, state: Any, x: jnp.ndarray) -> tuple[Any, jnp.ndarray, Any]:
         raise NotImplementedError
 
+    def memory_matrix(self, state: Any) -> jnp.ndarray | None:
+        """The memory matrix [B, N, M] held in `state` (what figures draw), or
+        None for models without one."""
+        return None
+
     def _batched_step(self, state: Any, x: jnp.ndarray, remat: bool, policy=None):
         """`self._step_one` (one example) vmapped over the batch; with `remat`,
         wrapped in `jax.checkpoint(policy=policy)` so that the backward pass

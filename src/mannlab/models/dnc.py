@@ -273,6 +273,10 @@ class DNC(SequenceModel):
         self.readout = eqx.nn.Linear(controller_size + read_heads * memory_width, output_size,
                                      key=k_out)
 
+    def memory_matrix(self, state: DNCState) -> jnp.ndarray:
+        """[B, N, M] the memory."""
+        return state.memory
+
     def init_state(self, batch: int) -> DNCState:
         """Everything zero (DNC Methods): empty memory, no usage, no links,
         zero weightings and read vectors."""

@@ -62,6 +62,9 @@ class Embedded(SequenceModel):
     def init_state(self, batch: int) -> Any:
         return self.inner.init_state(batch)
 
+    def memory_matrix(self, state: Any) -> jnp.ndarray | None:
+        return self.inner.memory_matrix(state)
+
     def step(self, state: Any, x: jnp.ndarray):
         """x [B] int ids -> inner step on [B, D] vectors."""
         return self.inner.step(state, self.embed(x))

@@ -162,6 +162,10 @@ class NTM(SequenceModel):
     def _write_ids(self) -> slice:
         return slice(0, 1) if self.shared_head else slice(self.read_heads, self.num_heads)
 
+    def memory_matrix(self, state: NTMState) -> jnp.ndarray:
+        """[B, N, M] the memory."""
+        return state.memory
+
     def init_state(self, batch: int) -> NTMState:
         """Memory from `memory_init`; every head focused on row 0.
 

@@ -130,7 +130,7 @@ def make_tracer(static):
         state = model.init_state(1)
         ys, _, trace = model(batch.inputs, state, batch.step_mask, with_trace=True)
         probs = jax.nn.sigmoid(ys) if batch.targets.ndim == 3 else jax.nn.softmax(ys, -1)
-        memory = getattr(state, "memory", None)  # state types differ by model; None: no memory
+        memory = model.memory_matrix(state)
         return probs[:, 0], jax.tree.map(lambda x: x[:, 0], trace), \
             None if memory is None else memory[0]
 
