@@ -175,3 +175,41 @@ def test_the_paper_tasks_train_eval_and_show(tmp_path, config, overrides, length
     png = tmp_path / "show.png"
     assert main(["show", str(run), "--length", lengths[1], "-o", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("ordered, mixed", [
+    (["train", "ntm-copy", "train.max_steps=10", "model.memory_size=8", "--seeds", "2"],
+     ["train", "--seeds", "2", "ntm-copy", "train.max_steps=10", "model.memory_size=8"]),
+    (["train", "ntm-copy", "train.max_steps=10", "--seeds", "2"],
+     ["train", "ntm-copy", "--seeds", "2", "train.max_steps=10"]),
+    (["train", "--resume", "RUN", "train.max_steps=10"],
+     ["train", "train.max_steps=10", "--resume", "RUN"]),
+    (["eval", "RUN", "--lengths", "10", "20"], ["eval", "--lengths", "10", "20", "--", "RUN"]),
+    (["eval", "RUN", "--sequences", "5"], ["eval", "--sequences", "5", "RUN"]),
+    (["show", "RUN", "--length", "7", "-o", "x.png"], ["show", "-o", "x.png", "RUN", "--length", "7"]),
+    (["report", "A", "B", "-o", "r.html"], ["report", "A", "-o", "r.html", "B"]),
+    (["--threads", "multi", "configs"], ["--threads", "multi", "configs"]),
+])
+def test_options_and_overrides_in_any_order(ordered, mixed):
+    from mannlab.cli import parse_args
+
+    assert vars(parse_args(ordered)) == vars(parse_args(mixed))
+
+
+def test_overrides_after_options_reach_the_config(tmp_path):
+    """The notes' own command shape: options first, then an override."""
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml(tmp_path)), "--seeds", "1", "train.max_steps=6",
+                 "--run-dir", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "seed-3/summary.json").read_text())["steps"] == 6
+
+
+def test_configs_lists_the_shipped_configs_and_trains_one_by_name(capsys):
+    from mannlab.config import find_config
+
+    assert main(["configs"]) == 0
+    out = capsys.readouterr().out
+    assert "ntm-copy " in out and "dnc-copy " in out and "mann-rl-pos " in out
+    assert find_config("ntm-copy").name == "ntm-copy.yaml"
+    assert main(["train", "no-such-config"]) == 2
+    assert "no-such-config" in capsys.readouterr().err

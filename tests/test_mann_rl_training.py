@@ -215,3 +215,12 @@ def test_learns_tiny_logic(tmp_path):
 
 def test_history_record_type():
     assert History._fields[:3] == StepRecord._fields
+
+
+def test_early_stopping_is_the_loops_as_for_every_model(tmp_path):
+    """MANN-RL stops at the first held-out evaluation under converge_at (here a
+    bound every model meets: the convergence metric is at most 1)."""
+    cfg = _config(tmp_path, max_steps=13, eval_every=5, converge_at=1.5)
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "r"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "r/seed-0/summary.json").read_text())
+    assert summary["steps"] == 5 and summary["converged"]["step"] == 5
