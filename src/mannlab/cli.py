@@ -47,7 +47,8 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
     e = argparse.ArgumentParser(prog="mannlab eval",
                                 description="generalisation table of a trained run")
     e.add_argument("run", help="RUN or RUN/seed-K")
-    e.add_argument("--lengths", type=int, nargs="+", default=list(api.DEFAULT_LENGTHS))
+    e.add_argument("--lengths", type=int, nargs="*", default=list(api.DEFAULT_LENGTHS),
+                   help="sequence lengths to evaluate (none: only the task's own splits)")
     e.add_argument("--repeats", type=int, nargs="+", help="repeat counts (repeat-copy)")
     e.add_argument("--sequences", type=int, default=1000, help="sequences per length")
     e.add_argument("--train-limit", type=int,
