@@ -329,11 +329,17 @@ class TrainConfig(Strict):
         return self
 
 
+SEED_LIMIT = 2**31
+"""Seeds are below this: `jax.random.PRNGKey` keeps 32 bits of a seed (2**32
+would silently be seed 0 again), with room above for the seeds of a run
+(seed, seed + 1, ...) and keys derived by offsets (MANN-RL's replay key)."""
+
+
 class RunConfig(Strict):
     task: TaskConfig
     model: ModelConfig
     train: TrainConfig = TrainConfig()
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT)
 
     @model_validator(mode="before")
     @classmethod
@@ -381,7 +387,24 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
 
 class YamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader, reading 1e-3 as a number as YAML 1.2 does (YAML
-    1.1 wants 1.0e-3 and reads 1e-3 as a string)."""
+    1.1 wants 1.0e-3 and reads 1e-3 as a string), and refusing a key given
+    twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                        key_node, yaml.ScalarNode):
+                    continue  # merge keys (<<) may override; complex keys: PyYAML's own checks
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} on line {line} (first on line "
+                        f"{seen[key]})", None)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 YAML12_FLOAT = re.compile(
@@ -402,9 +425,25 @@ for _yaml_class in (YamlLoader, YamlDumper):
                                       list("-+0123456789."))
 
 
-def read_yaml(text: str) -> Any:
-    """Parse YAML text with `YamlLoader`."""
-    return yaml.load(text, Loader=YamlLoader)
+def read_yaml(text: str, source: str | Path | None = None) -> Any:
+    """Parse YAML text with `YamlLoader`. With `source` (the file it came
+    from), a YAML error is a ConfigError naming it."""
+    if source is None:
+        return yaml.load(text, Loader=YamlLoader)
+    try:
+        return yaml.load(text, Loader=YamlLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(err)}") from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong, and where (line, column)."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return str(err).splitlines()[0]
+    problem = err.problem or err.context or "error"
+    mark = err.problem_mark or err.context_mark
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    return f"{problem}{where}"
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -413,11 +452,19 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value, e.g. train.batch_size=16")
         key, value = item.split("=", 1)
+        if not key.strip():
+            raise ConfigError(f"override {item!r}: no key before '=' (expected key=value, "
+                              "e.g. train.batch_size=16)")
+        if not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"override {item!r}: empty name in key {key.strip()!r} (expected "
+                              "key=value, e.g. train.batch_size=16)")
         try:
             parsed = read_yaml(value)
-        except (yaml.YAMLError, ValueError) as err:
-            raise ConfigError(f"override {item!r}: not a YAML value "
-                              f"({str(err).splitlines()[0]})") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: not a YAML value ({_yaml_problem(err)})") \
+                from None
+        except ValueError as err:
+            raise ConfigError(f"override {item!r}: not a YAML value ({err})") from None
         _set_dotted(raw, key.strip(), parsed)
     return raw
 
@@ -469,6 +516,8 @@ def find_config(name_or_path: str | Path) -> Path:
     shipped = SHIPPED_CONFIGS / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
     if path.parent == Path(".") and shipped.is_file():
         return shipped
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     raise ConfigError(f"config file not found: {name_or_path} (and no shipped config of that "
                       f"name; `mannlab configs` lists them)")
 
@@ -476,13 +525,31 @@ def find_config(name_or_path: str | Path) -> Path:
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Read, override and validate a YAML config file."""
     path = Path(path)
+    raw = read_yaml(read_config_text(path), path)
+    if raw is None:
+        raise ConfigError(f"{path}: empty config (expected a mapping with task and model "
+                          "sections)")
+    if not isinstance(raw, dict):
+        parse_config(raw, str(path))  # says what it is instead of a mapping
+    return parse_config(apply_overrides(raw, list(overrides)), str(path))
+
+
+def read_config_text(path: Path) -> str:
+    """A config file's text (UTF-8); ConfigError naming `path` if it cannot be read."""
     try:
-        raw = read_yaml(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    return parse_config(apply_overrides(raw or {}, list(overrides)), str(path))
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} on line "
+                          f"{line})") from None
 
 
 def dump_config(config: RunConfig) -> str:
