@@ -170,7 +170,7 @@ def test_trainer_switches_phases(tmp_path):
 # ---------------------------------------------------------------- resume
 def _final_state(run):
     run, config, (seed,) = open_run(run)
-    st = Trainer(run, config, [0]).learner.states[0]
+    st = Trainer(run, config, [0], resume=True).learner.states[0]
     params, opt, state = load_checkpoint(seed / "checkpoint.safetensors", st.params,
                                          (st.action_opt, st.memory_opt, st.history))
     return jax.tree.leaves((params, opt)), state

@@ -48,7 +48,8 @@ def test_resume_continues_the_same_run_exactly(tmp_path, steps_per_call, first_s
     config = tiny_config(max_steps=first_stop, steps_per_call=steps_per_call)
     create_run(run, config, [3])
     Trainer(run, config, [3]).train()
-    resumed = Trainer(run, tiny_config(max_steps=40, steps_per_call=steps_per_call), [3])
+    resumed = Trainer(run, tiny_config(max_steps=40, steps_per_call=steps_per_call), [3],
+                      resume=True)
     assert resumed.seeds[0].step == first_stop
     resumed.train()
     assert resumed.seeds[0].step == 40
@@ -157,7 +158,7 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     create_run(tmp_path / "run", config, [3])
     Trainer(tmp_path / "run", config, [3]).train()
     with pytest.raises(CheckpointError, match="train.learning_rate=0.0001.*0.5"):
-        Trainer(tmp_path / "run", tiny_config(max_steps=20, learning_rate=0.5), [3])
+        Trainer(tmp_path / "run", tiny_config(max_steps=20, learning_rate=0.5), [3], resume=True)
     other = config.model_copy(update={"model": config.model.model_copy(
         update={"memory_init": "random"})})
     with pytest.raises(CheckpointError, match="model.memory_init='constant'"):
@@ -174,7 +175,7 @@ def test_resume_drops_records_logged_after_the_checkpoint(tmp_path):
     metrics = run / "seed-3/metrics.jsonl"
     with open(metrics, "a") as f:  # logged at step 30 by a run that then crashed
         f.write(json.dumps({"split": "train", "step": 30, "loss": -1.0}) + "\n")
-    Trainer(run, tiny_config(max_steps=40), [3]).train()
+    Trainer(run, tiny_config(max_steps=40), [3], resume=True).train()
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     train_steps = [r["step"] for r in records if r["split"] == "train"]
     assert train_steps == [10, 20, 30, 40]
@@ -201,11 +202,11 @@ def test_resume_after_a_crash_logs_each_step_once(tmp_path):
     create_run(run, tiny_config(max_steps=20), [3])
     Trainer(run, tiny_config(max_steps=20), [3]).train()
     at_20 = ckpt.read_bytes()
-    Trainer(run, tiny_config(max_steps=30), [3]).train()  # logs step 30 ...
+    Trainer(run, tiny_config(max_steps=30), [3], resume=True).train()  # logs step 30 ...
     ckpt.write_bytes(at_20)  # ... but its checkpoint never reached the disk
     with open(run / "seed-3/metrics.jsonl", "a") as f:
         f.write('{"split": "train", "st')
-    Trainer(run, tiny_config(max_steps=40), [3]).train()
+    Trainer(run, tiny_config(max_steps=40), [3], resume=True).train()
     records = [json.loads(line) for line in (run / "seed-3/metrics.jsonl").read_text()
                .splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == [10, 20, 30, 40]
@@ -213,13 +214,18 @@ def test_resume_after_a_crash_logs_each_step_once(tmp_path):
 
 
 def test_a_seed_restarted_without_checkpoint_drops_what_it_logged(tmp_path):
-    """A seed process stopped before its first checkpoint starts again from
-    step 0 (as `--seeds` in processes does): its old records go."""
+    """A seed stopped before its first checkpoint is not resumed (nor its
+    records erased) unless asked to restart; then it starts again from step 0
+    and its old records go."""
     run = tmp_path / "run"
     create_run(run, tiny_config(max_steps=20), [3])
     Trainer(run, tiny_config(max_steps=20), [3]).train()
     (run / "seed-3/checkpoint.safetensors").unlink()
-    Trainer(run, tiny_config(max_steps=20), [3]).train()
+    history = (run / "seed-3/metrics.jsonl").read_text()
+    with pytest.raises(CheckpointError, match=r"seed-3: no checkpoint.safetensors.*--restart"):
+        Trainer(run, tiny_config(max_steps=20), [3], resume=True)
+    assert (run / "seed-3/metrics.jsonl").read_text() == history  # nothing erased
+    Trainer(run, tiny_config(max_steps=20), [3], resume=True, restart=True).train()
     records = [json.loads(line) for line in (run / "seed-3/metrics.jsonl").read_text()
                .splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == [10, 20]
@@ -232,7 +238,7 @@ def test_a_seed_without_checkpoint_among_seeds_with_one_is_a_clear_error(tmp_pat
     Trainer(tmp_path / "run", config, [3, 4]).train()
     (tmp_path / "run/seed-4/checkpoint.safetensors").unlink()
     with pytest.raises(CheckpointError, match="seed-4 have no checkpoint"):
-        Trainer(tmp_path / "run", config, [3, 4])
+        Trainer(tmp_path / "run", config, [3, 4], resume=True, restart=True)
 
 
 def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):

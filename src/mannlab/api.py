@@ -9,6 +9,7 @@
 The CLI (`mannlab.cli`) is a thin layer over these functions.
 """
 
+import functools
 import lzma
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -57,29 +58,34 @@ def _check_buildable(config: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def make_trainer(run: Path, config: RunConfig, seeds: list[int],
-                 progress: bool = False) -> Trainer:
-    """The training loop for `seeds` of `run`, with TensorBoard images of a
-    test sequence (``train.log_images``) and, if `progress`, a progress display."""
-    trainer = Trainer(run, config, seeds, reporter=ProgressReporter() if progress else None)
+def make_trainer(run: Path, config: RunConfig, seeds: list[int], progress: bool = False,
+                 resume: bool = False, restart: bool = False) -> Trainer:
+    """The training loop for `seeds` of `run` (see `Trainer` for `resume` and
+    `restart`), with TensorBoard images of a test sequence
+    (``train.log_images``) and, if `progress`, a progress display."""
+    trainer = Trainer(run, config, seeds, reporter=ProgressReporter() if progress else None,
+                      resume=resume, restart=restart)
     if config.train.log_images:
         trainer.on_eval.append(SequenceImageLogger(trainer))
     return trainer
 
 
-def _train_seed(run_dir: str, seed: int) -> dict:
+def _train_seed(run_dir: str, seed: int, resume: bool = False, restart: bool = False) -> dict:
     """Train one seed of a run (a worker process of `train_in_processes`)."""
     run, config, _ = rundir.open_run(run_dir)
-    (result,) = make_trainer(run, config, [seed]).train()
+    (result,) = make_trainer(run, config, [seed], resume=resume, restart=restart).train()
     return asdict(result)
 
 
 def _run_seeds(run: Path, config: RunConfig, seeds: list[int], execution: Execution,
-               progress: bool, on_done=None) -> TrainedRun:
+               progress: bool, on_done=None, resume: bool = False,
+               restart: bool = False) -> TrainedRun:
     if choose_execution(execution, len(seeds)) == "processes":
-        results = train_in_processes(run, seeds, _train_seed, on_done=on_done)
+        worker = functools.partial(_train_seed, resume=resume, restart=restart)
+        results = train_in_processes(run, seeds, worker, on_done=on_done)
     else:
-        results = [asdict(r) for r in make_trainer(run, config, seeds, progress).train()]
+        trainer = make_trainer(run, config, seeds, progress, resume, restart)
+        results = [asdict(r) for r in trainer.train()]
         for r in results:
             if on_done:
                 on_done(r)
@@ -125,14 +131,17 @@ def train(config: str | Path | RunConfig, overrides: Sequence[str] = (),
 
 
 def resume(run: str | Path, overrides: Sequence[str] = (), execution: Execution = "auto",
-           progress: bool = False, on_done=None) -> TrainedRun:
+           progress: bool = False, on_done=None, restart: bool = False) -> TrainedRun:
     """Continue a run (or one seed of it, ``RUN/seed-K``) exactly where it
-    stopped; `overrides` may change only the budget (`rundir.BUDGET_FIELDS`)."""
+    stopped; `overrides` may change only the budget (`rundir.BUDGET_FIELDS`).
+    A seed without a checkpoint is an error unless `restart` (it then
+    trains from step 0)."""
     path, config, seed_paths = rundir.open_run(run)
     if overrides:
         config = rundir.extend_budget(path, list(overrides))
     seeds = [rundir.seed_of(p) for p in seed_paths]
-    return _run_seeds(path, config, seeds, execution, progress, on_done)
+    return _run_seeds(path, config, seeds, execution, progress, on_done, resume=True,
+                      restart=restart)
 
 
 def _check_repeats(config: RunConfig, repeats) -> None:

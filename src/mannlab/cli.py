@@ -20,6 +20,7 @@ from rich.table import Table
 from mannlab import api, runtime
 from mannlab.config import ConfigError, shipped_configs
 from mannlab.training.checkpoint import CheckpointError
+from mannlab.training.trainer import TrainingInterrupted
 from mannlab.viz.figures import save_figure
 from mannlab.viz.report import build_report
 
@@ -38,6 +39,8 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
                    "(`mannlab configs`)")
     t.add_argument("overrides", nargs="*", help="config overrides: train.batch_size=16 ...")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
+    t.add_argument("--restart", action="store_true",
+                   help="with --resume: seeds without a checkpoint train from step 0")
     t.add_argument("--seeds", type=int, default=1, help="train N seeds: seed, seed+1, ...")
     t.add_argument("--execution", choices=["auto", "vmap", "processes"], default="auto",
                    help="how to run several seeds (auto: processes on CPU, vmap on GPU)")
@@ -143,7 +146,8 @@ def cmd_train(args) -> int:
     if args.resume:
         overrides = ([args.config] if args.config else []) + args.overrides
         print(f"run directory: {args.resume}")
-        run = api.resume(args.resume, overrides, args.execution, progress, on_done=done)
+        run = api.resume(args.resume, overrides, args.execution, progress, on_done=done,
+                         restart=args.restart)
     else:
         if not args.config:
             raise ConfigError("train needs a CONFIG.yaml (or --resume RUN)")
@@ -154,6 +158,10 @@ def cmd_train(args) -> int:
     converged = sum(r["converged"] is not None for r in run.seeds)
     print(f"{converged}/{len(run.seeds)} seeds converged; wall clock "
           f"{time.perf_counter() - started:.1f} s")
+    if all(r["diverged"] for r in run.seeds):
+        print(f"mannlab: every seed diverged (non-finite loss or parameters); their last "
+              f"finite checkpoints are kept in {run.path}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -163,6 +171,10 @@ def _announce(run) -> None:
 
 
 def _status(r: dict) -> str:
+    if r["diverged"]:
+        d = r["diverged"]
+        return (f"diverged at step {d['step']} (non-finite {d['non_finite']}); its last "
+                f"finite checkpoint is kept")
     held = ", ".join(f"{k} {v:.4g}" for k, v in (r["heldout"] or {}).items())
     if r["converged"]:
         c = r["converged"]
@@ -236,3 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError) as err:
         print(f"mannlab: error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        print(f"mannlab: {stop}", file=sys.stderr)
+        return 128 + stop.signum

@@ -10,7 +10,6 @@
 """
 
 import json
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 from tensorboardX import SummaryWriter
+
+from mannlab.training.files import RunFileError, write_text_atomic
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -38,11 +39,12 @@ class SeedProgress:
     converged: dict | None = None
     last_eval: dict | None = None
     windows: dict = field(default_factory=dict)
+    diverged: dict | None = None
 
     @property
     def training(self) -> bool:
-        """Whether the seed still trains (it stops at convergence)."""
-        return self.converged is None
+        """Whether the seed still trains (it stops at convergence or divergence)."""
+        return self.converged is None and self.diverged is None
 
     def push(self, name: str, value: float) -> None:
         self.windows.setdefault(name, deque(maxlen=self.window)).append(value)
@@ -73,6 +75,15 @@ def _step_of(line: str) -> int | None:
         return None
 
 
+def read_records(seed_dir: Path) -> list[dict]:
+    """The records of a seed's metrics.jsonl (half-written lines skipped)."""
+    metrics = seed_dir / METRICS_FILE
+    if not metrics.exists():
+        return []
+    return [json.loads(line) for line in metrics.read_text().splitlines()
+            if _step_of(line) is not None]
+
+
 def truncate_records(seed_dir: Path, step: int) -> None:
     """Keep the metrics.jsonl records up to `step`; lines a stopped process
     left half-written go too. The file is rewritten atomically, and only if
@@ -83,9 +94,7 @@ def truncate_records(seed_dir: Path, step: int) -> None:
     lines = metrics.read_text().splitlines()
     kept = [line for line in lines if (n := _step_of(line)) is not None and n <= step]
     if len(kept) < len(lines):
-        tmp = metrics.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, metrics)
+        write_text_atomic(metrics, "".join(line + "\n" for line in kept))
 
 
 class RecordWriter:
@@ -96,7 +105,10 @@ class RecordWriter:
       seed_dir: the seed's directory.
       start_step: the step training (re)starts from: records logged past it
         by an earlier, stopped process are dropped (`truncate_records`) and
-        hidden from TensorBoard (its ``purge_step``).
+        hidden from TensorBoard (its ``purge_step``). If the seed's
+        TensorBoard events were lost (no event file with content, as after a
+        kill before its first flush), the kept records are written to
+        TensorBoard again.
     """
 
     def __init__(self, seed_dir: Path, start_step: int):
@@ -104,6 +116,10 @@ class RecordWriter:
         self._purge_step = start_step + 1
         self._tensorboard = None
         truncate_records(self.dir, start_step)
+        events = [f.stat().st_size for f in self.dir.glob("events.out.tfevents.*")]
+        if start_step > 0 and not any(events):
+            for record in read_records(self.dir):
+                self._scalars(record)
 
     @property
     def tensorboard(self) -> SummaryWriter:
@@ -119,12 +135,25 @@ class RecordWriter:
     def log(self, record: dict) -> None:
         """Append `record` to metrics.jsonl; its numbers go to TensorBoard as
         ``<split>/<name>`` at ``record["step"]``."""
-        with open(self.dir / METRICS_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        path = self.dir / METRICS_FILE
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:
+            raise RunFileError(f"{path}: cannot write ({err.strerror})") from None
+        self._scalars(record)
+
+    def _scalars(self, record: dict) -> None:
         for k, v in record.items():
             if isinstance(v, (int, float)) and k not in ("step", "split"):
                 self.tensorboard.add_scalar(f"{record['split']}/{k}", v, record["step"])
 
+    def flush(self) -> None:
+        """Write TensorBoard's pending events to disk (at every checkpoint)."""
+        if self._tensorboard is not None:
+            self._tensorboard.flush()
+
     def close(self) -> None:
         if self._tensorboard is not None:
             self._tensorboard.close()
+            self._tensorboard = None

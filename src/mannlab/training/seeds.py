@@ -6,8 +6,11 @@ machines one process per core measured faster than vmapping batch-1 models
 (docs/benchmarks.md), so `auto` picks processes on a CPU and vmap elsewhere.
 """
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -16,6 +19,10 @@ from typing import Literal
 import jax
 
 from mannlab import runtime
+from mannlab.training.trainer import TrainingInterrupted, on_signals
+
+PR_SET_PDEATHSIG = 1
+"""prctl option: the signal a process gets when its parent dies (Linux)."""
 
 Execution = Literal["auto", "vmap", "processes"]
 
@@ -34,10 +41,26 @@ def _pin_to_a_free_core(cores) -> None:
         os.sched_setaffinity(0, {cores.get()})
 
 
-def _start_worker(cores, cache_dir: str | None) -> None:
-    """Worker initialiser: take a core of its own (if `cores` is a queue) and
-    use the parent's persistent compilation cache (if it has one), so a
-    program compiled for one seed is loaded, not compiled, for the next."""
+def _exit_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when its parent dies (Linux's
+    PR_SET_PDEATHSIG; kill -9 of the parent included), which the training
+    loop answers by saving and stopping; exit now if the parent is already
+    gone. (The signal follows the parent *thread* that started the worker:
+    the pool starts workers from the parent's main thread, which lives as
+    long as the parent.)"""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _start_worker(cores, cache_dir: str | None, parent: int) -> None:
+    """Worker initialiser: stop when the parent dies, take a core of its own
+    (if `cores` is a queue) and use the parent's persistent compilation cache
+    (if it has one), so a program compiled for one seed is loaded, not
+    compiled, for the next."""
+    _exit_with_parent(parent)
     if cores is not None:
         _pin_to_a_free_core(cores)
     if cache_dir:
@@ -54,6 +77,11 @@ def train_in_processes(run: Path, seeds: list[int], train_seed: Callable[[str, i
     bound to its own core, so that a worker's Python thread and XLA thread
     share that core instead of competing with the other workers. Workers use
     this process's persistent compilation cache, if it has one.
+
+    SIGINT or SIGTERM to this process reaches every worker (each saves its
+    seed and stops), seeds not yet started are not started, and
+    `TrainingInterrupted` is raised once all workers have stopped. Workers
+    stop by themselves if this process dies.
     """
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     workers = workers or min(len(seeds), len(allowed) or os.cpu_count() or 1)
@@ -63,12 +91,35 @@ def train_in_processes(run: Path, seeds: list[int], train_seed: Callable[[str, i
         cores = ctx.Queue()
         for core in allowed[:workers]:
             cores.put(core)
-    results = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
-                             initargs=(cores, jax.config.jax_compilation_cache_dir)) as pool:
-        futures = {pool.submit(train_seed, str(run), s): s for s in seeds}
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            if on_done:
-                on_done(results[futures[fut]])
+    results, stopped = {}, []
+
+    def forward(signum, frame):
+        stopped.append(signum)
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signum)
+
+    restore = on_signals(forward)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                                 initargs=(cores, jax.config.jax_compilation_cache_dir,
+                                           os.getpid())) as pool:
+            futures = {pool.submit(train_seed, str(run), s): s for s in seeds}
+            for fut in as_completed(futures):
+                if stopped:
+                    for other in futures:
+                        other.cancel()
+                if fut.cancelled():
+                    continue
+                try:
+                    results[futures[fut]] = fut.result()
+                except TrainingInterrupted as stop:
+                    stopped.append(stop.signum)
+                    continue
+                if on_done:
+                    on_done(results[futures[fut]])
+    finally:
+        restore()
+    if stopped:
+        raise TrainingInterrupted(stopped[0], str(run))
     return [results[s] for s in seeds]
+
