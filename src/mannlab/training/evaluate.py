@@ -1,5 +1,6 @@
 """Evaluation of trained runs: generalisation tables and traced sequences."""
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -11,7 +12,8 @@ import numpy as np
 
 from mannlab.config import ConfigError, RunConfig, build_model
 from mannlab.tasks.base import Batch, Task
-from mannlab.training.checkpoint import load_params
+from mannlab.training.checkpoint import CheckpointError, load_params, read_metadata
+from mannlab.training.files import write_text_atomic
 from mannlab.training.rundir import CHECKPOINT_FILE, seed_of
 from mannlab.training.step import make_eval_step, stack_trees, unstack_tree
 
@@ -20,12 +22,29 @@ IMAGE_SEED = 1410_5401
 
 
 def load_models(config: RunConfig, task: Task, seed_dirs: list[Path]):
-    """(stacked params [S, ...], static) of the checkpoints in `seed_dirs`."""
+    """(stacked params [S, ...], static) of the checkpoints in `seed_dirs`.
+
+    Raises:
+      CheckpointError if a checkpoint's parameters are not all finite.
+    """
     params_list, static = [], None
     for d in seed_dirs:
         params, static = eqx.partition(build_model(config, task, seed_of(d)), eqx.is_array)
-        params_list.append(load_params(d / CHECKPOINT_FILE, params, config))
+        loaded = load_params(d / CHECKPOINT_FILE, params, config)
+        if not all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(loaded)):
+            raise CheckpointError(f"{d / CHECKPOINT_FILE}: its parameters are not all finite "
+                                  f"(the run diverged); nothing to evaluate")
+        params_list.append(loaded)
     return stack_trees(params_list), static
+
+
+def checkpoint_stamp(seed_dir: Path) -> dict:
+    """What an evaluation of `seed_dir` was computed from: its checkpoint's
+    step and the SHA-256 of the config stored in it (`eval.json` keeps it, so
+    a stale evaluation can be told from a current one)."""
+    meta = read_metadata(seed_dir / CHECKPOINT_FILE)
+    return {"step": json.loads(meta["state"])["step"],
+            "config_sha256": hashlib.sha256(meta["config"].encode()).hexdigest()}
 
 
 def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
@@ -93,11 +112,12 @@ def _outputs(params, static, batch: Batch):
 
 def save_eval(seed_dirs: list[Path], result: dict, name: str = "eval.json") -> None:
     for d in seed_dirs:
-        own = {**result, "seeds": {d.name: result["seeds"][d.name]}}
+        own = {**result, "seeds": {d.name: result["seeds"][d.name]},
+               "checkpoint": checkpoint_stamp(d)}
         if "splits" in result:
             own["splits"] = {**result["splits"],
                              "seeds": {d.name: result["splits"]["seeds"][d.name]}}
-        (d / name).write_text(json.dumps(own, indent=2) + "\n")
+        write_text_atomic(d / name, json.dumps(own, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- traces

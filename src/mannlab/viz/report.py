@@ -24,7 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from mannlab.tasks.base import Task
-from mannlab.training.evaluate import generalisation, save_eval, trace_sequence
+from mannlab.training.evaluate import (
+    checkpoint_stamp,
+    generalisation,
+    save_eval,
+    trace_sequence,
+)
 from mannlab.training.rundir import CONFIG_FILE, open_run
 from mannlab.viz import curves as curve_plots
 from mannlab.viz.figures import figure_title, sequence_figure
@@ -87,12 +92,24 @@ def _labels(paths: list[Path]) -> list[str]:
 
 
 def ensure_eval(config, seed_dirs: list[Path], lengths, sequences: int, log=print) -> None:
-    """Compute and save ``eval.json`` for the seeds that lack it."""
-    missing = [d for d in seed_dirs if not (d / "eval.json").exists()]
-    if missing:
-        log(f"  evaluating {', '.join(d.name for d in missing)} of {missing[0].parent.name} "
+    """Compute and save ``eval.json`` for the seeds that lack it, or whose
+    eval.json was computed from another checkpoint (step or config) than the
+    one there now (`checkpoint_stamp`)."""
+
+    def current(d: Path) -> bool:
+        path = d / "eval.json"
+        if not path.exists():
+            return False
+        try:
+            return json.loads(path.read_text()).get("checkpoint") == checkpoint_stamp(d)
+        except json.JSONDecodeError:
+            return False
+
+    stale = [d for d in seed_dirs if not current(d)]
+    if stale:
+        log(f"  evaluating {', '.join(d.name for d in stale)} of {stale[0].parent.name} "
             f"at lengths {' '.join(map(str, lengths))} ({sequences} sequences each) ...")
-        save_eval(missing, generalisation(config, missing, list(lengths), sequences))
+        save_eval(stale, generalisation(config, stale, list(lengths), sequences))
 
 
 def load_run(path: Path, label: str, lengths, sequences: int, log=print) -> RunData:
