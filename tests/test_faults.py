@@ -218,3 +218,12 @@ def test_seed_processes_exit_when_their_parent_is_killed(tmp_path):
     proc.kill()
     proc.wait()
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=60)
+
+
+def test_a_model_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml(tmp_path)), "model.memory_size=10000000",
+                 "model.memory_width=64", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "GiB" in err and "model.memory_size=10000000" in err and len(err.splitlines()) == 1
+    assert not run.exists()

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import equinox as eqx
-import jax
 
 from mannlab.config import ConfigError, RunConfig, build_model, find_config, load_config
 from mannlab.training import rundir
@@ -27,6 +26,7 @@ from mannlab.training.evaluate import (
     split_scores,
     trace_sequence,
 )
+from mannlab.training.footprint import available_bytes, training_bytes
 from mannlab.training.progress import ProgressReporter
 from mannlab.training.seeds import Execution, choose_execution, train_in_processes
 from mannlab.training.trainer import Trainer
@@ -45,17 +45,24 @@ class TrainedRun:
     seeds: list[dict]
 
 
-def _check_buildable(config: RunConfig, source: str) -> None:
+def _check_buildable(config: RunConfig, source: str, seeds: int = 1) -> None:
     """Build the task, and the model's shapes, so that a combination of
-    fields the task or model rejects (or a missing or damaged data file) is a
-    one-line ConfigError before anything is written."""
+    fields the task or model rejects (or a missing or damaged data file), or
+    a model too large for this machine's memory, is a one-line ConfigError
+    before anything is written."""
     try:
         task = config.task.build()
-        inputs = task.input_size if task.embedding is None else task.embedding.size
-        eqx.filter_eval_shape(config.model.build, inputs, task.output_size,
-                              jax.random.key(config.seed))
+        needed = training_bytes(config, task, seeds)
     except (ValueError, OSError, EOFError, lzma.LZMAError) as err:
         raise ConfigError(f"{source}: {err}") from None
+    available = available_bytes()
+    if available is not None and needed > available:
+        sizes = ", ".join(f"model.{k}={v}" for k, v in config.model.model_dump().items()
+                          if k.endswith("_size"))
+        raise ConfigError(
+            f"{source}: a training step needs about {needed / 2**30:.1f} GiB ({sizes}, "
+            f"train.batch_size={config.train.batch_size}, {seeds} seed(s)) and "
+            f"{available / 2**30:.1f} GiB are free; make the model or the batch smaller")
 
 
 def make_trainer(run: Path, config: RunConfig, seeds: list[int], progress: bool = False,
@@ -121,7 +128,7 @@ def train(config: str | Path | RunConfig, overrides: Sequence[str] = (),
     else:
         path = find_config(config)
         config, source, name = load_config(path, overrides), str(path), path.stem
-    _check_buildable(config, source)
+    _check_buildable(config, source, seeds)
     seed_list = [config.seed + k for k in range(seeds)]
     run = Path(run_dir) if run_dir else rundir.new_run_dir("runs", name)
     rundir.create_run(run, config, seed_list)
