@@ -45,5 +45,5 @@ def available_bytes() -> int | None:
         text = Path("/proc/meminfo").read_text()
     except OSError:
         return None
-    found = re.search(r"^MemAvailable:\s+(\d+) kB", text, flags=re.M)
+    found = re.search(r"^MemAvailable:\s+(\d+) kB", text, flags=re.MULTILINE)
     return int(found.group(1)) * 1024 if found else None
