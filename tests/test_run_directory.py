@@ -6,15 +6,31 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import yaml
+from safetensors import safe_open
+from safetensors.numpy import load_file, save
 
 from helpers import tiny_config
 from mannlab.cli import main
-from mannlab.config import ConfigError
+from mannlab.config import ConfigError, parse_config
 from mannlab.training import files, rundir
+from mannlab.training.checkpoint import (
+    CheckpointError,
+    check_config,
+    check_state,
+    load_checkpoint,
+    remove_stale_temporaries,
+)
 from mannlab.training.files import RunFileError, write_text_atomic
-from mannlab.training.rundir import create_run, extend_budget, open_run, write_seed_results
+from mannlab.training.rundir import (
+    CHECKPOINT_FILE,
+    create_run,
+    extend_budget,
+    open_run,
+    write_seed_results,
+)
 
 TINY = ["train.max_steps=20", "train.eval_every=10", "train.log_every=10",
         "train.checkpoint_every=10", "train.log_images=false"]
@@ -183,3 +199,108 @@ def test_seed_of_refuses_what_is_not_a_seed_directory(tmp_path):
     assert rundir.seed_of(tmp_path / "seed-12") == 12
     with pytest.raises(ConfigError, match=r"seed-old: not a seed directory"):
         rundir.seed_of(tmp_path / "seed-old")
+
+
+# ---------------------------------------------------------------- checkpoints
+def _rewrite_metadata(path, **changes):
+    """Rewrite a checkpoint with some metadata entries changed (None: removed)."""
+    with safe_open(str(path), framework="np") as f:
+        meta = dict(f.metadata())
+    meta.update(changes)
+    tensors = load_file(str(path))
+    path.write_bytes(save(tensors, metadata={k: v for k, v in meta.items() if v is not None}))
+
+
+def _state(path) -> dict:
+    with safe_open(str(path), framework="np") as f:
+        return json.loads(f.metadata()["state"])
+
+
+MT19937 = np.random.Generator(np.random.MT19937(0)).bit_generator.state
+MT19937["state"]["key"] = MT19937["state"]["key"].tolist()
+
+
+@pytest.mark.parametrize("change, problem", [
+    ("{}", "its training state has no 'step': not a checkpoint this version of mannlab wrote"),
+    ("[]", "its training state is a list, expected an object"),
+    ("{\"step\":", ("corrupt checkpoint (its training state is not JSON: Expecting value: "
+                   "line 1 column 9 (char 8))")),
+    (None, "corrupt checkpoint (no training state in its metadata)"),
+    (lambda s: {**s, "rng": MT19937},
+     "its training state's rng is {\"bit_generator\": \"MT19937\", \"state\": {\"key\": ["),
+    (lambda s: {**s, "rng": {}}, ("its training state's rng is {}, expected numpy's PCG64 "
+                                 "generator state")),
+    (lambda s: {**s, "step": "10"}, ("its training state's step is \"10\", expected a whole "
+                                    "number >= 0")),
+    (lambda s: {**s, "step": -1}, ("its training state's step is -1, expected a whole number "
+                                  ">= 0")),
+    (lambda s: {**s, "seconds": None}, ("its training state's seconds is null, expected a "
+                                       "finite number >= 0")),
+    (lambda s: {**s, "windows": {"loss": ["x"]}}, ("its training state's windows is {\"loss\": "
+                                                  "[\"x\"]}, expected an object of lists of "
+                                                  "numbers")),
+    (lambda s: {**s, "converged": 1}, ("its training state's converged is 1, expected an "
+                                      "object or null")),
+    (lambda s: {k: v for k, v in s.items() if k != "last_eval"},
+     "its training state has no 'last_eval'"),
+    (lambda s: {**s, "mann_rl": {"cycle": 1}}, ("its training state has no "
+                                               "'mann_rl.memory_updates'")),
+])
+def test_a_damaged_training_state_is_one_line_naming_the_checkpoint(run, capsys, change,
+                                                                       problem):
+    path = run / "seed-3" / CHECKPOINT_FILE
+    if callable(change):
+        change = json.dumps(change(_state(path)))
+    _rewrite_metadata(path, state=change)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, None, None, open_run(run)[1])
+    assert _one_line(err).startswith(f"{path}: {problem}")
+    assert main(["train", "--resume", str(run), "train.max_steps=30", "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith(f"mannlab: error: {path}: {problem}")
+
+
+def test_the_training_state_as_saved_passes(run):
+    path = run / "seed-3" / CHECKPOINT_FILE
+    check_state(path, _state(path))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, None, None, seed=4)
+    assert _one_line(err) == f"{path}: the checkpoint is seed 3's, not seed 4's"
+
+
+def test_a_checkpoint_of_another_kind_of_model_names_the_kinds(run, capsys):
+    """Not model.controller='lstm' ... model.controller=None."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"] = {"name": "lstm", "hidden_size": 8, "layers": 1}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    path = run / "seed-3" / CHECKPOINT_FILE
+    message = f"{path}: the checkpoint is of a ntm model, this run's model is lstm"
+    assert main(["eval", str(run), "--lengths", "2", "--sequences", "4"]) == 2
+    assert capsys.readouterr().err == f"mannlab: error: {message}\n"
+    assert main(["train", "--resume", str(run), "train.max_steps=30", "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"mannlab: error: {message}\n"
+    config["task"]["name"] = "repeat_copy"
+    with pytest.raises(CheckpointError) as err:
+        check_config(path, {"config": json.dumps(dict(tiny_config().model_dump(mode="json")))},
+                     parse_config({**config, "model": tiny_config().model.model_dump()}))
+    assert _one_line(err) == f"{path}: the checkpoint is of a copy task, this run's task is " \
+        "repeat_copy"
+
+
+def test_a_checkpoint_that_is_a_directory(run, capsys):
+    path = run / "seed-3" / CHECKPOINT_FILE
+    path.unlink()
+    path.mkdir()
+    assert main(["eval", str(run), "--lengths", "2", "--sequences", "4"]) == 2
+    assert capsys.readouterr().err == f"mannlab: error: {path}: is a directory, not a checkpoint\n"
+
+
+def test_stale_checkpoint_temporaries_are_removed(tmp_path):
+    stale = [tmp_path / f".ckpt-{'a' * 32}.tmp", tmp_path / f".ckpt-{'0' * 32}.tmp"]
+    keep = [tmp_path / "checkpoint.safetensors", tmp_path / ".ckpt-notours.tmp",
+            tmp_path / "metrics.jsonl"]
+    for p in stale + keep:
+        p.write_text("x")
+    (tmp_path / f".ckpt-{'b' * 32}.tmp").mkdir()  # not a file: not ours
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
+    assert remove_stale_temporaries(tmp_path / "missing") == []

@@ -10,7 +10,9 @@ mismatched file fails with a message naming the problem.
 """
 
 import json
+import math
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -105,9 +107,37 @@ def _sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+TEMPORARY = re.compile(r"\.ckpt-[0-9a-f]{32}\.tmp")
+"""The name of a checkpoint being written (`_write_temporary`)."""
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Remove the checkpoint temporaries (``.ckpt-<hex>.tmp``) that writes
+    interrupted by a crash or a kill left in `directory` (a seed's
+    directory), before training there resumes. Returns the removed files."""
+    removed = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return removed  # no directory, no temporaries: opening the run says what is wrong
+    for entry in entries:
+        if TEMPORARY.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                raise CheckpointError(f"{entry}: cannot remove this stale checkpoint temporary "
+                                      f"({err.strerror or type(err).__name__})") from None
+            removed.append(entry)
+    return removed
+
+
 def read_metadata(path: str | Path) -> dict:
     """The checkpoint's metadata, checked for the mannlab format tag."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -142,6 +172,12 @@ def check_config(path: str | Path, meta: dict, config, ignore: tuple[str, ...] =
     except (KeyError, ValueError) as err:  # ConfigError and JSONDecodeError are ValueErrors
         raise CheckpointError(f"{path}: its stored config is unreadable ({err})") from None
     old, new = _flat(stored.model_dump(mode="json")), _flat(config.model_dump(mode="json"))
+    for section in ("model", "task"):  # another kind of model or task: say that, not a field
+        key = f"{section}.name"
+        if (old[key] != new[key] and key not in ignore
+                and (not sections or section in sections)):
+            raise CheckpointError(f"{path}: the checkpoint is of a {old[key]} {section}, this "
+                                  f"run's {section} is {new[key]}")
     for key in sorted(old.keys() | new.keys()):
         if key in ignore or (sections and key.split(".")[0] not in sections):
             continue
@@ -189,19 +225,132 @@ def load_params(path: str | Path, params_skeleton: Any, config=None) -> Any:
 
 
 def load_checkpoint(path: str | Path, params_skeleton: Any, opt_skeleton: Any, config=None,
-                    may_differ: tuple[str, ...] = ()):
+                    may_differ: tuple[str, ...] = (), seed: int | None = None):
     """Load into the shapes of the skeletons: (params, opt_state, state dict).
     With `config`, the checkpoint's stored config must equal it except in the
-    fields `may_differ` (`check_config`)."""
+    fields `may_differ` (`check_config`), and the training state must have
+    every key the loop restores (`check_state`; without `config`, only the
+    keys present are checked). With `seed`, the state must be that seed's
+    (not a checkpoint copied from another seed's directory)."""
     path = Path(path)
     meta = read_metadata(path)
     if config is not None:
         check_config(path, meta, config, ignore=may_differ)
+    if "state" not in meta:
+        raise CheckpointError(f"{path}: corrupt checkpoint (no training state in its metadata)")
+    try:
+        state = json.loads(meta["state"])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: corrupt checkpoint (its training state is not JSON: "
+                              f"{err})") from None
+    check_state(path, state, complete=config is not None,
+                mann_rl=config is not None and config.model.learner == "mann_rl")
+    if seed is not None and state.get("seed", seed) != seed:
+        raise CheckpointError(f"{path}: the checkpoint is seed {state['seed']}'s, not seed "
+                              f"{seed}'s")
     try:
         tensors = load_file(str(path))
-        state = json.loads(meta["state"])
-    except (SafetensorError, OSError, ValueError, KeyError) as err:
+    except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: corrupt checkpoint ({err})") from None
     params = _fill(path, "params", params_skeleton, tensors)
     opt_state = _fill(path, "opt", opt_skeleton, tensors)
     return params, opt_state, state
+
+
+# ---------------------------------------------------------------- the training state
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _finite(v) -> bool:
+    return _number(v) and math.isfinite(v) and v >= 0
+
+
+def _numbers(v) -> bool:
+    return isinstance(v, list) and all(_number(x) for x in v)
+
+
+def _windows(v) -> bool:
+    return isinstance(v, dict) and all(_numbers(x) for x in v.values())
+
+
+def _record(v) -> bool:
+    return v is None or isinstance(v, dict)
+
+
+def _generator_state(v) -> bool:
+    """A state numpy's default generator (PCG64) accepts."""
+    try:
+        np.random.default_rng(0).bit_generator.state = v
+    except (ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
+def _key(v) -> bool:
+    return (isinstance(v, list) and len(v) == 2
+            and all(_whole(x) and x < 2**32 for x in v))
+
+
+STATE = {
+    "step": (_whole, "a whole number >= 0"),
+    "seconds": (_finite, "a finite number >= 0"),
+    "rng": (_generator_state, "numpy's PCG64 generator state"),
+    "windows": (_windows, "an object of lists of numbers"),
+    "converged": (_record, "an object or null"),
+    "last_eval": (_record, "an object or null"),
+}
+"""The loop's part of a checkpoint's training state (`SeedProgress.to_json`):
+each key's check and what it should be."""
+
+OPTIONAL_STATE = {
+    "seed": (_whole, "a whole number >= 0"),
+    "diverged": (_record, "an object or null"),
+}
+
+MANN_RL_STATE = {
+    "cycle": (_whole, "a whole number >= 0"),
+    "memory_updates": (_whole, "a whole number >= 0"),
+    "memory_loss": (lambda v: v is None or _number(v), "a number or null"),
+    "key": (_key, "a JAX PRNG key (two 32-bit whole numbers)"),
+}
+"""MANN-RL's learner's part (``mann_rl``; `MannRLLearner.seed_state`)."""
+
+
+def _check_fields(path: Path, where: str, state: dict, required: dict,
+                  optional: dict | None = None, complete: bool = True) -> None:
+    for key, (ok, expected) in {**required, **(optional or {})}.items():
+        if key not in state:
+            if complete and key in required:
+                raise CheckpointError(f"{path}: its training state has no '{where}{key}': not "
+                                      "a checkpoint this version of mannlab wrote")
+            continue
+        if not ok(state[key]):
+            got = json.dumps(state[key])
+            got = got if len(got) <= 60 else got[:57] + "..."
+            raise CheckpointError(f"{path}: its training state's {where}{key} is {got}, "
+                                  f"expected {expected}")
+
+
+def check_state(path: str | Path, state: Any, complete: bool = True,
+                mann_rl: bool = False) -> None:
+    """Raise CheckpointError naming `path` and the key unless `state` (a
+    checkpoint's training state) has the loop's keys (`STATE`; all of them
+    if `complete`, else those present) of the right types; with `mann_rl` (or
+    a ``mann_rl`` key), also MANN-RL's learner's part. Keys of other learners'
+    parts are left to them."""
+    path = Path(path)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: its training state is a {type(state).__name__}, "
+                              "expected an object")
+    _check_fields(path, "", state, STATE, OPTIONAL_STATE, complete)
+    if mann_rl or "mann_rl" in state:
+        extras = state.get("mann_rl")
+        if not isinstance(extras, dict):
+            raise CheckpointError(f"{path}: its training state has no 'mann_rl' object (MANN-RL "
+                                  "learner state)")
+        _check_fields(path, "mann_rl.", extras, MANN_RL_STATE, complete=True)
