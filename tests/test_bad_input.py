@@ -1,9 +1,18 @@
 """Bad input: config files, overrides and data files. Every error is one
 line naming the file (and line) or the field, and the value."""
 
+import gzip
+import json
+import lzma
+
 import pytest
 
 from mannlab.config import ConfigError, find_config, load_config
+from mannlab.tasks.conllu import read_conllu
+from mannlab.tasks.logic import LogicTask
+from mannlab.tasks.pos import POSTask
+from mannlab.tasks.sentences import SentencesTask, read_sentences
+from mannlab.tasks.seqdata import DataError
 
 OK = "task: {name: copy}\nmodel: {name: lstm}\n"
 
@@ -120,3 +129,125 @@ def test_non_finite_numbers_are_refused(tmp_path, value, shown):
         load_config(path, [f"train.learning_rate={value}"])
     assert _one_line(err) == (f"{path}: train.learning_rate: Input should be a finite number "
                               f"(got {shown})")
+
+
+# ---------------------------------------------------------------- data files
+WORD = "1\t{}\t_\tNOUN\t_\t_\t0\troot\t_\t_\n"
+CONLLU = "# text = yes\n" + WORD.format("yes") + "\n# text = no\n" + WORD.format("no") + "\n"
+LOGIC = {"train": [[list("or10=|"), list(".or101")]],
+         "validation": [[list("and11=|"), list(".and111")]]}
+
+
+def _xz(text: str) -> bytes:
+    return lzma.compress(text.encode())
+
+
+def _data_error(call) -> str:
+    with pytest.raises((DataError, FileNotFoundError)) as err:
+        call()
+    return _one_line(err)
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = tmp_path / "good.conllu"
+    path.write_text(CONLLU)
+    return path
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("latin1.conllu", (CONLLU + WORD.format("caf\xe9")).encode("latin-1"),
+     "{path}:7: not UTF-8 text (byte 0xe9 at column 6)"),
+    ("cut.conllu.xz", _xz(CONLLU * 200)[:-40],
+     "{path}: truncated: the compressed data end before the end of the stream"),
+    ("cut.conllu.gz", gzip.compress((CONLLU * 200).encode())[:-40],
+     "{path}: truncated: the compressed data end before the end of the stream"),
+    ("junk.conllu.xz", b"\xfd7zXZ\x00" + b"\x00" * 60, "{path}: corrupt .xz data"),
+    ("junk.conllu.gz", b"hello", "{path}: corrupt data (Not a gzipped file"),
+])
+def test_damaged_text_files_name_the_file(tmp_path, good, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    expected = message.format(path=path)
+    assert _data_error(lambda: read_conllu(path)).startswith(expected)
+    assert _data_error(lambda: read_sentences(path)).startswith(expected)
+    assert _data_error(lambda: POSTask(str(good), str(path), min_count=1)).startswith(expected)
+    assert _data_error(lambda: POSTask(str(path), str(good), min_count=1)).startswith(expected)
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path):
+    path = tmp_path / "bom.conllu"
+    path.write_bytes(b"\xef\xbb\xbf" + CONLLU.encode())
+    assert [s.forms for s in read_conllu(path)] == [("yes",), ("no",)]
+    text = tmp_path / "bom.txt"
+    text.write_bytes(b"\xef\xbb\xbfhello\n")
+    assert read_sentences(text) == ["hello"]
+
+
+@pytest.mark.parametrize("heldout", ["", "# only a comment\n# and another\n\n"])
+def test_an_empty_heldout_conllu_is_refused_at_construction(tmp_path, good, heldout):
+    path = tmp_path / "dev.conllu"
+    path.write_text(heldout)
+    assert _data_error(lambda: POSTask(str(good), str(path), min_count=1)) == (
+        f"pos: no sentences in {path} (the held-out file is empty or holds only comments)")
+
+
+def test_an_empty_heldout_file_fails_before_a_run_directory(tmp_path, good):
+    from mannlab import api
+
+    dev = tmp_path / "dev.conllu"
+    dev.write_text("")
+    config = _write(tmp_path, f"task: {{name: pos, train_path: {good}, heldout_path: {dev}, "
+                              "min_count: 1}\nmodel: {name: lstm}\n")
+    with pytest.raises(ConfigError) as err:
+        api.train(config, run_dir=tmp_path / "run")
+    assert _one_line(err) == f"{config}: pos: no sentences in {dev} (the held-out file is " \
+        "empty or holds only comments)"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_directory_as_data_file(tmp_path, good):
+    assert _data_error(lambda: POSTask(str(good), str(tmp_path), min_count=1)) == (
+        f"{tmp_path}: is a directory, not a data file")
+    assert _data_error(lambda: LogicTask(str(tmp_path), source="auto")) == (
+        f"logic: data_path {tmp_path} is a directory, not a data file")
+
+
+def test_fewer_sentences_than_the_heldout_split_needs(tmp_path):
+    path = tmp_path / "few.txt"
+    path.write_text("one\ntwo\nthree\n")
+    assert _data_error(lambda: SentencesTask(str(path), count=5, heldout_every=10)) == (
+        f"sentences: {path} gives 3 sentences (count 5), fewer than heldout_every=10: no "
+        "sentence would be held out (heldout_every=0 holds none out and says so)")
+    task = SentencesTask(str(path), count=5, heldout_every=3)
+    assert task.heldout_sentences == ["three"] and "heldout" in task.splits()
+    none = SentencesTask(str(path), count=5, heldout_every=0)
+    assert none.heldout_sentences == [] and set(none.splits()) == {"train"}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"train": LOGIC["train"]}, "expected an object with 'train' and 'validation' lists"),
+    ({**LOGIC, "validation": []}, "the validation split is empty"),
+    ({**LOGIC, "train": []}, "the train split is empty"),
+    ({**LOGIC, "train": [[1, 2]]}, "train[0]: expected [input_symbols, output_symbols]"),
+    ({**LOGIC, "validation": [[[["a"]], [["b"]]]]}, "validation[0]: unknown symbol ['a']"),
+    ({**LOGIC, "train": [[[], []]]}, "train[0]: an empty expression"),
+    ([1, 2], "expected an object with 'train' and 'validation' lists"),
+])
+def test_a_malformed_logic_file_names_the_file_and_entry(tmp_path, data, message):
+    path = tmp_path / "logic.json"
+    path.write_text(json.dumps(data))
+    assert _data_error(lambda: LogicTask(str(path), source="file")).startswith(
+        f"{path}: {message}")
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("logic.json.xz", _xz(json.dumps(LOGIC))[:-12], "{path}: truncated"),
+    ("logic.json", b'{"train": [], \xff}', "{path}:1: not UTF-8 text (byte 0xff at column 15)"),
+    ("logic.json", b'{"train": [\n', "{path}: not valid JSON: Expecting value: line 2 column 1"),
+])
+def test_a_damaged_logic_file(tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert _data_error(lambda: LogicTask(str(path), source="file")).startswith(
+        message.format(path=path))

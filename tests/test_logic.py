@@ -120,7 +120,8 @@ def test_metrics_answer_error(tiny_file):
 
 def test_loader_errors(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"train": [[list("or1y=|"), list(".or1y1")]]}))
+    bad.write_text(json.dumps({"train": [[list("or1y=|"), list(".or1y1")]],
+                               "validation": [[list("or10=|"), list(".or101")]]}))
     with pytest.raises(ValueError, match=r"bad.json: train\[0\]: unknown symbol 'y'"):
         load_dataset(bad)
     with pytest.raises(FileNotFoundError):
@@ -190,7 +191,7 @@ def test_lstm_learns_logic_above_chance():
         model, state, _loss = step(model, state, b)
     outs = [(np.asarray(forward(model, jax.tree.map(jnp.asarray, b))), b)
             for b in task.eval_batches(100)]
-    scores = task.symbol_scores(outs)
+    scores = task.scores(outs)
     assert scores["micro_f1"] > 0.8, (scores, steps)
     assert scores["weighted_f1"] > 0.8
     answer_error = np.concatenate([np.asarray(task.loss(jnp.asarray(ys), b)[1]["answer_error"])

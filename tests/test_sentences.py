@@ -109,13 +109,13 @@ def test_metrics(corpus):
     assert np.asarray(m["sequence_error"]).tolist() == [0, 0, 1]
     assert np.asarray(m["errors"]).tolist() == [0, 0, 1]
     assert task.metric_names[0] == "sequence_error"
-    s = task.symbol_scores([(ys, b)])
+    s = task.scores([(ys, b)])
     assert s["accuracy"] == pytest.approx(1 - 1 / 20)
 
 
 def test_config(corpus):
-    cfg = parse_config({"task": {"name": "sentences", "path": str(corpus), "count": 3},
-                        "model": {"name": "lstm"}})
+    cfg = parse_config({"task": {"name": "sentences", "path": str(corpus), "count": 3,
+                                 "heldout_every": 0}, "model": {"name": "lstm"}})
     assert cfg.task.build().input_size == 9
 
 

@@ -8,7 +8,9 @@ index ``1, 2, ...``, a multiword-token range ``1-2`` or an empty node ``1.1``;
 the last two are skipped here, so a sentence's words are its syntactic words
 with their UPOS tags. Files may be plain or ``.xz`` / ``.gz`` compressed.
 
-A malformed line raises `ConlluError` naming the file and line number.
+A malformed line raises `ConlluError` naming the file and line number; text
+that is not UTF-8 (file and line) or a damaged compressed file (file) raises
+`DataError`, of which `ConlluError` is a kind.
 """
 
 import os
@@ -17,14 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from mannlab.tasks.seqdata import open_text
+from mannlab.tasks.seqdata import DataError, iter_lines
 
 _WORD_ID = re.compile(r"[1-9][0-9]*$")
 _RANGE_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*$")
 _EMPTY_ID = re.compile(r"(0|[1-9][0-9]*)\.[1-9][0-9]*$")
 
 
-class ConlluError(ValueError):
+class ConlluError(DataError):
     """A malformed CoNLL-U file; the message names the file and line."""
 
 
@@ -42,40 +44,39 @@ def iter_conllu(path: str | os.PathLike) -> Iterator[Sentence]:
     """Yield the sentences of a CoNLL-U file one by one."""
     path = Path(path)
     forms, upos, text, start = [], [], None, None
-    with open_text(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                if forms:  # a block of comments only (e.g. file-level) is ignored
-                    yield Sentence(tuple(forms), tuple(upos), text, start)
-                forms, upos, text, start = [], [], None, None
-                continue
-            if start is None:
-                start = lineno
-            if line.startswith("#"):
-                key, sep, value = line[1:].partition("=")
-                if sep and key.strip() == "text":
-                    text = value.strip()
-                continue
-            fields = line.split("\t")
-            if len(fields) != 10:
-                raise ConlluError(f"{path}:{lineno}: expected 10 tab-separated fields, got "
-                                  f"{len(fields)}: {line[:80]!r}")
-            wid = fields[0]
-            if _RANGE_ID.match(wid) or _EMPTY_ID.match(wid):
-                continue
-            if not _WORD_ID.match(wid):
-                raise ConlluError(f"{path}:{lineno}: bad word ID {wid!r} (expected 1, 2, ..., "
-                                  f"a range like 1-2 or an empty node like 1.1)")
-            if int(wid) != len(forms) + 1:
-                raise ConlluError(f"{path}:{lineno}: word ID {wid} out of sequence (expected "
-                                  f"{len(forms) + 1})")
-            if not fields[1] or not fields[3]:
-                raise ConlluError(f"{path}:{lineno}: empty FORM or UPOS field")
-            forms.append(fields[1])
-            upos.append(fields[3])
-        if forms:
-            yield Sentence(tuple(forms), tuple(upos), text, start)
+    for lineno, raw in iter_lines(path):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            if forms:  # a block of comments only (e.g. file-level) is ignored
+                yield Sentence(tuple(forms), tuple(upos), text, start)
+            forms, upos, text, start = [], [], None, None
+            continue
+        if start is None:
+            start = lineno
+        if line.startswith("#"):
+            key, sep, value = line[1:].partition("=")
+            if sep and key.strip() == "text":
+                text = value.strip()
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise ConlluError(f"{path}:{lineno}: expected 10 tab-separated fields, got "
+                              f"{len(fields)}: {line[:80]!r}")
+        wid = fields[0]
+        if _RANGE_ID.match(wid) or _EMPTY_ID.match(wid):
+            continue
+        if not _WORD_ID.match(wid):
+            raise ConlluError(f"{path}:{lineno}: bad word ID {wid!r} (expected 1, 2, ..., "
+                              f"a range like 1-2 or an empty node like 1.1)")
+        if int(wid) != len(forms) + 1:
+            raise ConlluError(f"{path}:{lineno}: word ID {wid} out of sequence (expected "
+                              f"{len(forms) + 1})")
+        if not fields[1] or not fields[3]:
+            raise ConlluError(f"{path}:{lineno}: empty FORM or UPOS field")
+        forms.append(fields[1])
+        upos.append(fields[3])
+    if forms:
+        yield Sentence(tuple(forms), tuple(upos), text, start)
 
 
 def read_conllu(path: str | os.PathLike) -> list[Sentence]:

@@ -48,7 +48,14 @@ import numpy as np
 
 from mannlab.tasks.base import Batch
 from mannlab.tasks.classes import class_loss, last_step_error
-from mannlab.tasks.seqdata import Example, SymbolSequenceTask, make_example, open_text, resolve_path
+from mannlab.tasks.seqdata import (
+    DataError,
+    Example,
+    SymbolSequenceTask,
+    make_example,
+    read_text,
+    resolve_path,
+)
 
 SYMBOLS = ("a", "n", "d", "o", "r", "x", "0", "1", "=", ".", "|")
 INDEX = {s: i for i, s in enumerate(SYMBOLS)}
@@ -126,28 +133,33 @@ def load_dataset(path: str | Path) -> dict[str, list[tuple[list[str], list[str]]
     Returns ``{"train": [(input_symbols, output_symbols), ...], "validation": ...}``.
     """
     path = resolve_path(path)
-    with open_text(path) as f:
-        try:
-            raw = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON: {err}") from None
-    if not isinstance(raw, dict) or "train" not in raw:
-        raise ValueError(f"{path}: expected an object with 'train' and 'validation' lists")
+    try:
+        raw = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON: {err}") from None
+    if not (isinstance(raw, dict) and isinstance(raw.get("train"), list)
+            and isinstance(raw.get("validation"), list)):
+        raise DataError(f"{path}: expected an object with 'train' and 'validation' lists")
     out = {}
     for split in ("train", "validation"):
         rows = []
-        for k, pair in enumerate(raw.get(split, [])):
+        for k, pair in enumerate(raw[split]):
             where = f"{path}: {split}[{k}]"
-            if not (isinstance(pair, list) and len(pair) == 2):
-                raise ValueError(f"{where}: expected [input_symbols, output_symbols]")
+            if not (isinstance(pair, list) and len(pair) == 2
+                    and all(isinstance(p, list | str) for p in pair)):
+                raise DataError(f"{where}: expected [input_symbols, output_symbols]")
             inp, outp = list(pair[0]), list(pair[1])
-            bad = [s for s in inp + outp if s not in INDEX]
+            bad = [s for s in inp + outp if not isinstance(s, str) or s not in INDEX]
             if bad:
-                raise ValueError(f"{where}: unknown symbol {bad[0]!r} (symbols: "
-                                 f"{' '.join(SYMBOLS)})")
+                raise DataError(f"{where}: unknown symbol {bad[0]!r} (symbols: "
+                                f"{' '.join(SYMBOLS)})")
             if len(inp) != len(outp):
-                raise ValueError(f"{where}: input has {len(inp)} symbols, output {len(outp)}")
+                raise DataError(f"{where}: input has {len(inp)} symbols, output {len(outp)}")
+            if not inp:
+                raise DataError(f"{where}: an empty expression")
             rows.append((inp, outp))
+        if not rows:
+            raise DataError(f"{path}: the {split} split is empty")
         out[split] = rows
     return out
 
@@ -170,6 +182,8 @@ class LogicTask(SymbolSequenceTask):
         self.input_symbols = self.output_symbols = list(SYMBOLS)
         self.input_size = len(SYMBOLS)
         path = resolve_path(data_path) if data_path else None
+        if path is not None and path.is_dir():
+            raise DataError(f"logic: data_path {path} is a directory, not a data file")
         if source == "file" and (path is None or not path.is_file()):
             raise FileNotFoundError(f"logic: data file not found: {path}")
         self.source = "file" if source == "file" or (

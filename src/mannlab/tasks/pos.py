@@ -35,7 +35,13 @@ import numpy as np
 from mannlab.models.embedded import Embedding
 from mannlab.tasks.classes import precision_recall_f1
 from mannlab.tasks.conllu import ConlluError, Sentence, read_conllu
-from mannlab.tasks.seqdata import Example, SymbolSequenceTask, make_example, resolve_path
+from mannlab.tasks.seqdata import (
+    DataError,
+    Example,
+    SymbolSequenceTask,
+    make_example,
+    resolve_path,
+)
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
              "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
@@ -86,8 +92,11 @@ class POSTask(SymbolSequenceTask):
         self.freeze_embeddings = freeze_embeddings
         self.train_sentences = read_conllu(self.train_path)
         self.heldout_sentences = read_conllu(self.heldout_path)
-        if not self.train_sentences:
-            raise ValueError(f"pos: no sentences in {self.train_path}")
+        for path, sents, split in ((self.train_path, self.train_sentences, "training"),
+                                   (self.heldout_path, self.heldout_sentences, "held-out")):
+            if not sents:
+                raise DataError(f"pos: no sentences in {path} (the {split} file is empty or "
+                                "holds only comments)")
         for path, sents in ((self.train_path, self.train_sentences),
                             (self.heldout_path, self.heldout_sentences)):
             for s in sents:

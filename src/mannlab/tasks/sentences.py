@@ -44,7 +44,14 @@ import numpy as np
 
 from mannlab.tasks.base import Batch
 from mannlab.tasks.conllu import is_conllu, iter_conllu
-from mannlab.tasks.seqdata import Example, SymbolSequenceTask, make_example, open_text, resolve_path
+from mannlab.tasks.seqdata import (
+    DataError,
+    Example,
+    SymbolSequenceTask,
+    iter_lines,
+    make_example,
+    resolve_path,
+)
 
 EMPTY, START, SEP, END = "<empty>", "<s>", "<sep>", "</s>"
 RESERVED = (EMPTY, START, SEP, END)
@@ -59,11 +66,10 @@ def read_sentences(path) -> list[str]:
         out = [(s.text if s.text is not None else " ".join(s.forms)).strip()
                for s in iter_conllu(path)]
     else:
-        with open_text(path) as f:
-            out = [line.strip() for line in f]
+        out = [line.strip() for _, line in iter_lines(path)]
     out = [s for s in out if s]
     if not out:
-        raise ValueError(f"sentences: no sentences in {path} (the file is empty or blank)")
+        raise DataError(f"sentences: no sentences in {path} (the file is empty or blank)")
     return out
 
 
@@ -101,6 +107,10 @@ class SentencesTask(SymbolSequenceTask):
             raise ValueError(f"sentences: no sentence of at most {max_chars} characters in "
                              f"{self.path}")
         k = heldout_every
+        if k and len(selected) < k:  # else the "held-out" scores would be the training set's
+            raise DataError(f"sentences: {self.path} gives {len(selected)} sentences (count "
+                            f"{count}), fewer than heldout_every={k}: no sentence would be held "
+                            "out (heldout_every=0 holds none out and says so)")
         held = [i for i in range(len(selected)) if k and i % k == k - 1]
         self.train_sentences = [s for i, s in enumerate(selected) if not (k and i % k == k - 1)]
         self.heldout_sentences = [selected[i] for i in held]
@@ -116,6 +126,16 @@ class SentencesTask(SymbolSequenceTask):
         self._setup(length_buckets)
         self.min_length = min(self.min_length, 4)  # echo sequences are 4 steps
         self.echoes = [self.encode(c) for c in self.chars]
+
+    def splits(self, train_limit: int | None = None):
+        """As `SymbolSequenceTask.splits`; with nothing held out
+        (``heldout_every=0``) there is no held-out split, only the training
+        one (the evaluation set is then the training sentences, and is not
+        reported as held out)."""
+        out = super().splits(train_limit)
+        if not self.heldout_sentences:
+            del out["heldout"]
+        return out
 
     def encode(self, sentence: str) -> Example:
         """The example of one sentence (see the module docstring)."""

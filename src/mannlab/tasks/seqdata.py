@@ -18,11 +18,12 @@ or ``$MANNLAB_ROOT`` when set, else the working directory), so the default
 """
 
 import gzip
-import io
 import lzma
 import os
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -46,16 +47,78 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
-def open_text(path: str | os.PathLike) -> io.TextIOBase:
-    """Open a UTF-8 text file, transparently decompressing ``.xz`` and ``.gz``."""
+class DataError(ValueError):
+    """A data file that cannot be read or is malformed; the message names the
+    file, and the line where there is one."""
+
+
+def open_binary(path: str | os.PathLike) -> BinaryIO:
+    """Open a data file for reading bytes, transparently decompressing ``.xz``
+    and ``.gz`` (read it with `iter_lines` or `read_text`, which name the file
+    in their errors)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file")
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
-    if path.suffix == ".xz":
-        return lzma.open(path, "rt", encoding="utf-8")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+    try:
+        if path.suffix == ".xz":
+            return lzma.open(path, "rb")
+        if path.suffix == ".gz":
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+READ_ERRORS = (EOFError, lzma.LZMAError, zlib.error, OSError)
+"""What reading a (compressed) data file raises when the file is damaged or
+unreadable: a truncated .xz or .gz (EOFError), corrupt compressed data
+(LZMAError, zlib.error, gzip.BadGzipFile), an I/O error."""
+
+
+def read_failure(path: Path, err: BaseException) -> DataError:
+    """A one-line DataError naming `path` for one of `READ_ERRORS`."""
+    if isinstance(err, EOFError):
+        return DataError(f"{path}: truncated: the compressed data end before the end of the "
+                         f"stream (an interrupted download or copy?)")
+    if isinstance(err, OSError) and err.strerror:
+        return DataError(f"{path}: cannot read ({err.strerror})")
+    kind = "corrupt .xz data" if isinstance(err, lzma.LZMAError) else "corrupt data"
+    return DataError(f"{path}: {kind} ({err})")
+
+
+def _decode(path: Path, data: bytes, lineno: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}:{lineno}: not UTF-8 text (byte 0x{data[err.start]:02x} at "
+                        f"column {err.start + 1})") from None
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line number from 1, line with its line ending) of a UTF-8 text file,
+    plain, ``.xz`` or ``.gz``, a leading byte-order mark dropped. Errors are
+    one line naming the file (and line): `DataError`, or FileNotFoundError."""
+    path = Path(path)
+    with open_binary(path) as f:
+        lineno = 0
+        while True:
+            try:
+                raw = f.readline()
+            except READ_ERRORS as err:
+                raise read_failure(path, err) from None
+            if not raw:
+                return
+            lineno += 1
+            line = _decode(path, raw, lineno)
+            yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The whole text of a UTF-8 file, plain, ``.xz`` or ``.gz`` (errors as
+    `iter_lines`'s)."""
+    return "".join(line for _, line in iter_lines(path))
 
 
 class Example(NamedTuple):
@@ -125,6 +188,8 @@ class SymbolSequenceTask:
     def _setup(self, length_buckets: int) -> None:
         if not self.train_examples:
             raise ValueError(f"{type(self).__name__}: the training split is empty")
+        if not self.heldout_examples:  # the subclasses name the file before this
+            raise ValueError(f"{type(self).__name__}: the held-out split is empty")
         lengths = [len(e.inputs) for e in self.train_examples + self.heldout_examples]
         self.min_length, self.max_length = min(lengths), max(lengths)
         self.edges = bucket_edges(self.min_length, self.max_length, length_buckets)
