@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from plain_jax_training import OPTIMISER, copy_cost, make_train_step
 
-__all__ = ["OPTIMISER", "init_params", "train_step"]  # what throughput.py uses
+__all__ = ["OPTIMISER", "init_params", "loss", "train_step"]  # what throughput.py uses
 
 N, W, R, HIDDEN, BITS = 128, 20, 4, 100, 8
 # read keys, read strengths, write key, write strength, erase, write vector,
@@ -100,7 +100,7 @@ def _time_step(params, carry, x):
     return (h, c, memory, usage, link, precedence, w_read, w_write, reads), y
 
 
-def _loss(params, inputs, targets, mask):
+def loss(params, inputs, targets, mask):
     """Bits of cost per sequence; inputs [T, B, 9], targets [T, B, 8], mask [T, B]."""
     b = inputs.shape[1]
     z = lambda *shape: jnp.zeros((b,) + shape)
@@ -109,4 +109,4 @@ def _loss(params, inputs, targets, mask):
     return copy_cost(logits, targets, mask)
 
 
-train_step = make_train_step(_loss)
+train_step = make_train_step(loss)

@@ -7,8 +7,10 @@ be compared with it on the same machine in the same run, as a ratio. Same
 sizes as `configs/ntm-copy.yaml`: LSTM-100 controller, memory 128 x 20, one
 read and one write head, shifts -1..1, RMSprop (lr 1e-4, decay 0.95,
 momentum 0.9), gradients clipped to [-10, 10]; the initial memory is constant
-(the config's is learned: one more [128, 20] parameter and its gradient).
-Arrays are batched by hand
+(the config's is learned: one more [128, 20] parameter and its gradient), the
+heads start on row 0 and the first read vector is that row. Sharpening adds
+1e-6 to the weighting before the power, as mannlab does, so that
+`throughput.py --check` finds the two equal. Arrays are batched by hand
 (no vmap), and each time step is rematerialised in the backward pass (faster
 than storing its intermediates at batch 16 here, and no slower at batch 1).
 
@@ -20,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from plain_jax_training import OPTIMISER, copy_cost, make_train_step
 
-__all__ = ["OPTIMISER", "init_params", "train_step"]  # what throughput.py uses
+__all__ = ["OPTIMISER", "init_params", "loss", "train_step"]  # what throughput.py uses
 
 N, M, HIDDEN, BITS = 128, 20, 100, 8
 HEAD = M + 6  # key, strength, gate, 3 shift logits, sharpening
@@ -56,7 +58,7 @@ def _address(memory, previous, p):
     gated = gate[:, None] * content + (1.0 - gate[:, None]) * previous
     shifted = (shift[:, :1] * jnp.roll(gated, -1, -1) + shift[:, 1:2] * gated
                + shift[:, 2:] * jnp.roll(gated, 1, -1))
-    sharp = (shifted + 1e-12) ** gamma[:, None]
+    sharp = (shifted + 1e-6) ** gamma[:, None]
     return sharp / jnp.sum(sharp, -1, keepdims=True)
 
 
@@ -77,15 +79,15 @@ def _time_step(params, carry, x):
     return (h, c, memory, w_read, w_write, read), y
 
 
-def _loss(params, inputs, targets, mask):
+def loss(params, inputs, targets, mask):
     """Bits of cost per sequence; inputs [T, B, 9], targets [T, B, 8], mask [T, B]."""
     batch = inputs.shape[1]
     focused = jnp.zeros((batch, N)).at[:, 0].set(1.0)
     carry = (jnp.zeros((batch, HIDDEN)), jnp.zeros((batch, HIDDEN)),
-             jnp.full((batch, N, M), 1e-6), focused, focused, jnp.zeros((batch, M)))
+             jnp.full((batch, N, M), 1e-6), focused, focused, jnp.full((batch, M), 1e-6))
     body = jax.checkpoint(lambda carry, x: _time_step(params, carry, x))
     _, logits = jax.lax.scan(body, carry, inputs)
     return copy_cost(logits, targets, mask)
 
 
-train_step = make_train_step(_loss)
+train_step = make_train_step(loss)

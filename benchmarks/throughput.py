@@ -1,7 +1,7 @@
 """Training throughput: sequences per second of the full training step.
 
-Copy task, fixed length 20 (41 steps), the model of each config in configs/
-(NTM: memory 128 x 20, LSTM-100 controller; LSTM: 3 x 256). For each batch
+Copy task, fixed length 20 (41 steps), the model of each shipped config in
+`CONFIGS` (NTM and DNC: memory 128 x 20, LSTM-100 controller; LSTM: 3 x 256). For each batch
 size it times the jitted step (forward, backward, optimiser update), one step
 per call, and prints the median of repeats; where the config runs several
 steps per call (`train.steps_per_call`, a `lax.scan` over steps, as the
@@ -16,7 +16,13 @@ written directly in JAX (what the issues' "throwaway JAX prototype" and
 gives the ratio, which unlike absolute figures carries over between machines
 and loads.
 
+`--check` times nothing: it verifies that each baseline is the same model as
+mannlab's (same loss, gradients and optimiser update for the same
+parameters, `check_baseline`) and exits with status 1 if one is not, so the
+ratio compares like with like. tests/test_benchmark_baselines.py runs it.
+
     python benchmarks/throughput.py [--models ntm lstm] [--batches 1 16 64] [--repeats 5]
+    python benchmarks/throughput.py --check
 """
 
 import argparse
@@ -25,12 +31,11 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = {"ntm": "configs/ntm-copy.yaml", "lstm": "configs/lstm-copy.yaml",
-           "dnc": "configs/dnc-copy.yaml"}
+CONFIGS = {"ntm": "ntm-copy", "lstm": "lstm-copy", "dnc": "dnc-copy"}
+"""The shipped config (`mannlab configs`) each model is timed with."""
 BASELINES = {"ntm": "plain_jax_ntm", "dnc": "plain_jax_dnc"}
+"""The plain-JAX baseline of each model: a module next to this script."""
 
 
 def mannlab_runner(model: str, batch: int, seeds: int, calls: int, steps_per_call: int = 1):
@@ -42,13 +47,12 @@ def mannlab_runner(model: str, batch: int, seeds: int, calls: int, steps_per_cal
     import jax.numpy as jnp
     import numpy as np
 
-    from mannlab.config import load_config
+    from mannlab.config import build_model, find_config, load_config
     from mannlab.tasks.base import stack_chunk
     from mannlab.training.optimizer import make_optimizer
-    from mannlab.training.step import make_train_step
-    from mannlab.training.trainer import build_model, stack_trees
+    from mannlab.training.step import make_train_step, stack_trees
 
-    config = load_config(ROOT / CONFIGS[model])
+    config = load_config(find_config(CONFIGS[model]))
     task = config.task.build()
     models = [build_model(config, task, s) for s in range(seeds)]
     params = stack_trees([eqx.filter(m, eqx.is_array) for m in models])
@@ -79,12 +83,10 @@ def plain_runner(model: str, batch: int, calls: int):
     import jax.numpy as jnp
     import numpy as np
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    plain = importlib.import_module(BASELINES[model])
+    from mannlab.config import find_config, load_config
 
-    from mannlab.config import load_config
-
-    task = load_config(ROOT / CONFIGS[model]).task.build()
+    plain = importlib.import_module(BASELINES[model])  # this script's directory is on sys.path
+    task = load_config(find_config(CONFIGS[model])).task.build()
     rng = np.random.default_rng(0)
     batches = [tuple(jnp.asarray(a) for a in (b.inputs, b.targets,
                                               b.loss_mask.astype(np.float32)))
@@ -134,6 +136,130 @@ def plain_against_mannlab(model: str, batch: int, repeats: int,
     return base, ours
 
 
+def lstm_as_baseline(cell) -> tuple:
+    """An `eqx.nn.LSTMCell` as the baselines hold it: one weight matrix
+    [inputs + hidden, 4 hidden] (inputs before hidden, gates i, f, g, o) and
+    its bias."""
+    import jax.numpy as jnp
+
+    return jnp.concatenate([cell.weight_ih, cell.weight_hh], axis=1).T, cell.bias
+
+
+def ntm_as_baseline(model) -> dict:
+    """The arrays of a mannlab NTM (one read and one write head) laid out as
+    `plain_jax_ntm.init_params` lays out its own: the head parameters of both
+    heads, then the write head's erase and add vectors, in one matrix."""
+    import jax.numpy as jnp
+
+    lstm, lstm_bias = lstm_as_baseline(model.controller.cells[0])
+    return {"lstm": lstm, "lstm_bias": lstm_bias,
+            "heads": jnp.concatenate([model.head_params.weight, model.write_params.weight]).T,
+            "heads_bias": jnp.concatenate([model.head_params.bias, model.write_params.bias]),
+            "out": model.readout.weight.T, "out_bias": model.readout.bias}
+
+
+def dnc_as_baseline(model) -> dict:
+    """The arrays of a mannlab DNC laid out as `plain_jax_dnc.init_params`."""
+    lstm, lstm_bias = lstm_as_baseline(model.controller.cells[0])
+    return {"lstm": lstm, "lstm_bias": lstm_bias,
+            "interface": model.interface.weight.T, "interface_bias": model.interface.bias,
+            "out": model.readout.weight.T, "out_bias": model.readout.bias}
+
+
+AS_BASELINE = {"ntm": ntm_as_baseline, "dnc": dnc_as_baseline}
+CHECK_OVERRIDES = {"ntm": ["model.memory_init=constant"], "dnc": []}
+"""What makes the config's model the baseline's: the NTM baseline starts
+from the constant memory (the config's is learned, one more parameter)."""
+CHECK_SCALE = 3.0
+"""The check multiplies the initial weights by this: at the initial scale
+gates, key strengths and sharpening are near their uniform starting values
+and much of the memory's working barely shows in the loss; at 3x a swapped
+read mode or a missing retention changes the gradients by 1e-3 or more."""
+CHECK_TOLERANCE = 1e-4
+"""Largest relative difference allowed (the two agree to about 1e-6, float32
+rounding in a different order)."""
+
+
+def scaled_layers(model, factor: float):
+    """`model` with the weights and biases of its layers (`eqx.nn.Linear`,
+    `eqx.nn.LSTMCell`) multiplied by `factor`, its other arrays (the NTM's
+    initial memory) as they were."""
+    import equinox as eqx
+    import jax
+
+    is_layer = lambda x: isinstance(x, (eqx.nn.Linear, eqx.nn.LSTMCell))
+    return jax.tree.map(lambda x: jax.tree.map(lambda a: factor * a, x) if is_layer(x) else x,
+                        model, is_leaf=is_layer)
+
+
+def relative_difference(a, b) -> float:
+    """|a - b| / |b| (Euclidean norms over all entries)."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def check_baseline(model: str) -> list[str]:
+    """Compare the plain-JAX baseline of `model` with mannlab's model of the
+    same config, for the same parameters on the same copy batch: the loss,
+    every gradient, and the optimiser's first two updates. Returns one line per
+    difference above `CHECK_TOLERANCE` (empty if the two agree).
+
+    mannlab's loss is nats per sequence, the baseline's bits: the baseline's
+    loss and gradients are multiplied by ln 2 first. The optimiser update is
+    compared on mannlab's gradients (clipping makes it scale-dependent), twice.
+    """
+    import importlib
+
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from mannlab.config import build_model, find_config, load_config
+    from mannlab.training.optimizer import make_optimizer
+    from mannlab.training.step import sequence_loss
+
+    plain = importlib.import_module(BASELINES[model])  # this script's directory is on sys.path
+    config = load_config(find_config(CONFIGS[model]), CHECK_OVERRIDES[model])
+    task = config.task.build()
+    params, static = eqx.partition(scaled_layers(build_model(config, task, 0), CHECK_SCALE),
+                                   eqx.is_array)
+    as_baseline = lambda tree: AS_BASELINE[model](eqx.combine(tree, static))
+    expected = plain.init_params(jax.random.key(0))
+    if (jax.tree.structure(as_baseline(params)) != jax.tree.structure(expected)
+            or jax.tree.map(jnp.shape, as_baseline(params)) != jax.tree.map(jnp.shape, expected)):
+        return [f"{model}: the baseline's parameters do not have the model's shapes"]
+    batch = task.sample(np.random.default_rng(0), 4)
+
+    def ours(p):
+        return sequence_loss(p, static, task, batch)[0]
+
+    loss, grads = jax.jit(jax.value_and_grad(ours))(params)
+    base_loss, base_grads = jax.jit(jax.value_and_grad(plain.loss))(
+        as_baseline(params), *(jnp.asarray(a) for a in (batch.inputs, batch.targets,
+                                                        batch.loss_mask)))
+    ln2 = float(np.log(2.0))
+    found = [("loss", relative_difference(base_loss * ln2, loss))]
+    ours_grads = as_baseline(grads)
+    found += [(f"gradient of {name}", relative_difference(base_grads[name] * ln2, g))
+              for name, g in ours_grads.items()]
+    ours_opt, base_opt = make_optimizer(config.train), plain.OPTIMISER
+    ours_state, base_state = ours_opt.init(params), base_opt.init(as_baseline(params))
+    for step in (1, 2):  # the second update is where the momentum shows
+        ours_update, ours_state = ours_opt.update(grads, ours_state, params)
+        base_update, base_state = base_opt.update(ours_grads, base_state, as_baseline(params))
+        found += [(f"update {step} of {name}", relative_difference(base_update[name], u))
+                  for name, u in as_baseline(ours_update).items()]
+    worst = max(d for _, d in found)
+    print(f"{model}: loss {float(loss) / ln2:.4f} bits (baseline {float(base_loss):.4f}); "
+          f"largest relative difference {worst:.1e} (tolerance {CHECK_TOLERANCE:.0e})",
+          flush=True)
+    return [f"{model}: {what} differs by {d:.1e} (relative)"
+            for what, d in found if not d <= CHECK_TOLERANCE]
+
+
 def _worker(args):
     model, repeats, steps, threads = args
     from mannlab import runtime
@@ -151,7 +277,7 @@ def in_processes(model: str, seeds: int, repeats: int, steps: int, threads: str)
     return sum(rates)
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["ntm", "lstm"])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
@@ -160,22 +286,28 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="rough length of one timing")
     p.add_argument("--threads", choices=["single", "multi"], default="single")
+    p.add_argument("--check", action="store_true",
+                   help="time nothing: check that the plain-JAX baselines compute what "
+                        "mannlab's models compute (exit status 1 if not)")
     args = p.parse_args()
     if args.seeds < 0:
         p.error(f"--seeds must be 0 or more, got {args.seeds}")
     from mannlab import runtime
 
+    if args.check:
+        runtime.configure("single", cache_dir="off")
+        problems = [line for model in BASELINES for line in check_baseline(model)]
+        print("\n".join(problems) or "the baselines compute what mannlab's models compute")
+        return 1 if problems else 0
+
     runtime.restart_with_huge_pages()  # as the `mannlab` program does
     runtime.configure(args.threads, cache_dir="off")
-    from mannlab.config import load_config
+    from mannlab.config import find_config, load_config
 
     print(f"threads: {args.threads}; median of {args.repeats} repeats; copy, length 20",
           flush=True)
     for model in args.models:
-        if not (ROOT / CONFIGS[model]).exists():
-            print(f"{model}: no config {CONFIGS[model]}, skipped")
-            continue
-        per_call = load_config(ROOT / CONFIGS[model]).train.steps_per_call
+        per_call = load_config(find_config(CONFIGS[model])).train.steps_per_call
         for batch in args.batches:
             probe = measure(model, batch, 1, 1, 5)
             steps = max(5, int(args.seconds * probe / batch))
@@ -201,6 +333,7 @@ def main() -> None:
                             args.threads)
         print(f"{model:5s} batch   1 seeds {args.seeds} processes {rate:7.0f} seq/s "
               f"({min(args.seeds, os.cpu_count() or 1)} processes)", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
