@@ -227,3 +227,13 @@ def test_a_model_too_large_for_memory_is_refused_before_anything_is_written(tmp_
     err = capsys.readouterr().err.strip()
     assert "GiB" in err and "model.memory_size=10000000" in err and len(err.splitlines()) == 1
     assert not run.exists()
+
+
+def test_temporaries_of_interrupted_checkpoint_writes_are_removed_on_resume(tmp_path):
+    run = tmp_path / "run"
+    create_run(run, tiny_config(max_steps=10), [3])
+    Trainer(run, tiny_config(max_steps=10), [3]).train()
+    stale = run / "seed-3" / ".ckpt-0123456789abcdef0123456789abcdef.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    Trainer(run, tiny_config(max_steps=20), [3], resume=True).train()
+    assert not stale.exists()

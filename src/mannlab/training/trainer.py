@@ -31,7 +31,12 @@ import numpy as np
 
 from mannlab.config import RunConfig, build_model
 from mannlab.tasks.base import Batch, Task
-from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoints
+from mannlab.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoints,
+)
 from mannlab.training.files import write_text_atomic
 from mannlab.training.lock import SeedLock
 from mannlab.training.mann_rl import MannRLLearner
@@ -121,6 +126,7 @@ class Trainer:
         try:
             for d in self.dirs:
                 self.locks.append(SeedLock(d))
+                remove_stale_temporaries(d)
             self.task = config.task.build()
             models = [build_model(config, self.task, s) for s in seeds]
             self.learner = make_learner(config, self.task, models, seeds)
@@ -163,7 +169,7 @@ class Trainer:
         for i, (progress, path) in enumerate(zip(self.seeds, paths)):
             p_skel, a_skel, _ = self.learner.seed_state(i)
             params, arrays, state = load_checkpoint(path, p_skel, a_skel, self.config,
-                                                    BUDGET_FIELDS)
+                                                    BUDGET_FIELDS, seed=progress.seed)
             self.learner.restore_seed(i, params, arrays, state)
             progress.restore(state)
 
