@@ -237,3 +237,15 @@ def test_temporaries_of_interrupted_checkpoint_writes_are_removed_on_resume(tmp_
     stale.write_bytes(b"half a checkpoint")
     Trainer(run, tiny_config(max_steps=20), [3], resume=True).train()
     assert not stale.exists()
+
+
+def test_a_step_budget_below_where_the_run_is_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml(tmp_path, max_steps=20)), "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    config_text = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "train.max_steps=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.max_steps=5" in err and "step 20" in err and len(err.splitlines()) == 1
+    assert (run / "config.yaml").read_text() == config_text

@@ -21,6 +21,7 @@ from mannlab.config import ConfigError, RunConfig, build_model, find_config, loa
 from mannlab.training import rundir
 from mannlab.training.checkpoint import load_params
 from mannlab.training.evaluate import (
+    checkpoint_stamp,
     generalisation,
     save_eval,
     split_scores,
@@ -145,7 +146,9 @@ def resume(run: str | Path, overrides: Sequence[str] = (), execution: Execution 
     trains from step 0)."""
     path, config, seed_paths = rundir.open_run(run)
     if overrides:
-        config = rundir.extend_budget(path, list(overrides))
+        at_step = max((checkpoint_stamp(p)["step"] for p in seed_paths
+                       if (p / rundir.CHECKPOINT_FILE).exists()), default=0)
+        config = rundir.extend_budget(path, list(overrides), at_step)
     seeds = [rundir.seed_of(p) for p in seed_paths]
     return _run_seeds(path, config, seeds, execution, progress, on_done, resume=True,
                       restart=restart)

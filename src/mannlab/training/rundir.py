@@ -168,8 +168,9 @@ BUDGET_FIELDS = ("train.max_steps", "train.max_seconds", "train.converge_at",
 """What `--resume` may change: when to stop and how often to look, never the maths."""
 
 
-def extend_budget(run: Path, overrides: list[str]) -> RunConfig:
-    """Apply budget overrides to a run's config, save it and return it."""
+def extend_budget(run: Path, overrides: list[str], at_step: int = 0) -> RunConfig:
+    """Apply budget overrides to a run's config, save it and return it. A
+    step budget below `at_step` (where the run's seeds are) is refused."""
     for item in overrides:
         if item.split("=", 1)[0].strip() not in BUDGET_FIELDS:
             raise ConfigError(f"--resume accepts only {', '.join(BUDGET_FIELDS)}; got {item!r}")
@@ -178,6 +179,9 @@ def extend_budget(run: Path, overrides: list[str]) -> RunConfig:
     if not isinstance(raw, dict):
         parse_config(raw, str(path))  # says what it is instead of a mapping
     config = parse_config(apply_overrides(raw, overrides), str(path))
+    if config.train.max_steps < at_step:
+        raise ConfigError(f"train.max_steps={config.train.max_steps}: below step {at_step}, "
+                          f"where {run} already is")
     write_text_atomic(path, dump_config(config))
     return config
 
