@@ -18,13 +18,19 @@ HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb"
 
 SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
+NO_RESTART_VARIABLE = "MANNLAB_NO_RESTART"
+"""Environment variable: set to 1, `restart_with_huge_pages` does nothing
+(for a debugger or profiler attached to the process, or a supervisor that
+tracks it by its first image)."""
+
 
 def configure(threads: str = "single", cache_dir: str | None = None) -> None:
     """Set XLA threading (must run before JAX is imported) and the compile cache.
 
     Args:
       threads: "single" (default) or "multi" (XLA's own default).
-      cache_dir: persistent compilation cache; default ~/.cache/mannlab/jax.
+      cache_dir: persistent compilation cache; default the environment's
+        MANNLAB_JAX_CACHE, else ~/.cache/mannlab/jax; "off" for none.
         Compiled programs are reused across runs with the same shapes.
     """
     if threads == "single":
@@ -47,6 +53,7 @@ def use_compilation_cache(cache_dir: str) -> None:
     """Keep compiled programs that took >= 0.5 s to compile in `cache_dir`, and
     reuse them in later runs, and in other seeds' processes, with the same
     programs. (Seed worker processes get their parent's directory.)"""
+    # not at the top: XLA_FLAGS must be set (`configure`) before JAX is imported
     import jax
 
     jax.config.update("jax_compilation_cache_dir", cache_dir)
@@ -74,8 +81,11 @@ def restart_with_huge_pages() -> None:
     reads the tunable only at start-up, hence the restart, before anything
     heavy is imported. Linux with glibc only; a no-op when GLIBC_TUNABLES
     already sets the tunable (to 1 after the restart, or to 0 by a user who
-    wants the plain allocator). Worker processes inherit the environment.
+    wants the plain allocator), or when MANNLAB_NO_RESTART=1
+    (`NO_RESTART_VARIABLE`). Worker processes inherit the environment.
     """
+    if os.environ.get(NO_RESTART_VARIABLE) == "1":
+        return
     if (sys.platform != "linux" or not sys.executable
             or platform.libc_ver()[0] != "glibc"):
         return
