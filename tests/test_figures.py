@@ -1,6 +1,9 @@
 """Sequence figures: shared colour scales, labelled integer axes, legible sizes,
-and every trace field of the NTM and of a DNC-like model drawn."""
+every trace field of the NTM and of a DNC-like model drawn, and no say over
+the user's matplotlib backend."""
 
+import subprocess
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -83,9 +86,6 @@ def test_length_120_with_128_cells_stays_legible():
     assert axes[before_key].get_ylabel() == "memory location"
     assert axes[before_key].get_xlabel() == "word element"
     assert axes[before_key].images[0].get_array().shape == (N, M)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def test_dnc_fields_are_drawn():
@@ -134,3 +134,32 @@ def test_lstm_has_only_input_target_output():
     panels = sequence_panels(batch, probs, ())
     assert [p.key for p in panels] == ["input", "target", "output"]
     sequence_figure(batch, probs, (), "LSTM on copy, length 3")
+
+
+BACKEND_CHECK = """
+import sys
+import matplotlib
+matplotlib.use("svg")  # the user's choice, not Agg
+import numpy as np
+from mannlab.tasks.copy import CopyTask
+from mannlab.viz import curves, report
+from mannlab.viz.figures import save_figure, sequence_figure
+print(matplotlib.get_backend())
+batch = CopyTask(bits=8, max_length=5).sample(np.random.default_rng(0), 1, length=3)
+save_figure(sequence_figure(batch, np.full((7, 8), 0.5), (), "LSTM on copy, length 3"),
+            sys.argv[1] + "/sequence.png")
+runs = [("ntm", {"seed-0": {"10": {"bits_wrong": 0.5}, "20": {"bits_wrong": 2.0}}})]
+curves.error_vs_length(runs, "bits_wrong").savefig(sys.argv[1] + "/lengths.png")
+print(matplotlib.get_backend())
+"""
+
+
+def test_importing_and_drawing_leave_the_users_backend_alone(tmp_path):
+    """Importing the figure and report modules chooses no backend (it used to
+    switch every importing process to Agg), and figures still save to PNG."""
+    out = subprocess.run([sys.executable, "-c", BACKEND_CHECK, str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["svg", "svg"]
+    for name in ("sequence.png", "lengths.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

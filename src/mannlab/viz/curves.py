@@ -4,6 +4,8 @@ Curves come from each seed's ``metrics.jsonl`` (written by the trainer), the
 error-against-length points from each seed's ``eval.json`` (``mannlab eval``).
 Several runs share one set of axes: one colour per run (per seed when there is
 a single run), so 'NTM vs LSTM' or '5 seeds' reads off one figure.
+Figures are made without pyplot (`matplotlib.figure.Figure`): no backend is
+chosen or needed.
 """
 
 import json
@@ -11,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 DPI = 100
@@ -43,7 +43,7 @@ def read_metrics(seed_dir: Path) -> SeedCurves:
 
 
 def _colours(n: int) -> list:
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     return [cmap(i % 10) for i in range(n)]
 
 
@@ -71,8 +71,8 @@ def learning_curves(runs: list[tuple[str, list[SeedCurves]]], metrics: list[str]
     per_seed = len(runs) == 1
     n_colours = len(runs[0][1]) if per_seed else len(runs)
     colours = _colours(max(n_colours, 1))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.2), dpi=DPI,
-                             squeeze=False, layout="constrained")
+    fig = Figure(figsize=(6.5 * len(metrics), 4.2), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         seen = []
         for r, (label, seeds) in enumerate(runs):
@@ -130,7 +130,8 @@ def error_vs_length(runs: list[tuple[str, dict[str, dict]]], metric: str,
       runs: (label, {seed name: {length (str): {metric: value}}}) per run.
       train_lengths: longest training length of each run (or None).
     """
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(7.5, 4.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
     colours = _colours(len(runs))
     seen = []
     for r, (label, seeds) in enumerate(runs):

@@ -14,15 +14,16 @@ Trace fields are drawn by shape: [T, X] and [T, H, X] as heatmaps over time;
 ``memory`` [T, N, M] as the memory after the last step; ``links`` or ``link`` [T, N, N]
 (or [T, H, N, N]) as the link matrix at the end of the input (the step before
 the first scored one; the last step if every step is scored).
+
+Figures are `matplotlib.figure.Figure` objects made without pyplot: they need
+no backend, so importing mannlab leaves the user's backend alone, and they
+are not kept in pyplot's list of open figures (nothing to close).
 """
 
 from dataclasses import dataclass
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 SNAPSHOT_FIELDS = ("memory", "links", "link")
@@ -197,7 +198,7 @@ def sequence_figure(batch, probs, trace, title: str, memory_before=None):
     T = rows[0].image.shape[1]
     heights = [_panel_height(p) for p in rows] + ([3.2] if snaps else [])
     width = figure_width(T)
-    fig = plt.figure(figsize=(width, sum(heights) + 0.8), layout="constrained", dpi=DPI)
+    fig = Figure(figsize=(width, sum(heights) + 0.8), layout="constrained", dpi=DPI)
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     first = None
     for i, p in enumerate(rows):
@@ -223,5 +224,5 @@ def figure_title(config, length: int, seed_name: str | None = None, step=None) -
 
 
 def save_figure(fig, path) -> None:
+    """Write `fig` to `path` (format from the suffix, e.g. .png or .pdf)."""
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
