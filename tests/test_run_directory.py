@@ -69,6 +69,14 @@ def test_write_text_atomic_full_disk_keeps_the_old_file(tmp_path, monkeypatch, w
     assert [p.name for p in tmp_path.iterdir()] == ["seeds.json"]
 
 
+def test_write_text_atomic_temporaries_are_recognised_as_stale(tmp_path, monkeypatch):
+    names = []
+    real = os.replace
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (names.append(a.name), real(a, b)))
+    write_text_atomic(tmp_path / "config.yaml", "x")
+    assert len(names) == 1 and files.TEMPORARY.fullmatch(names[0])
+
+
 def test_write_text_atomic_into_a_missing_directory(tmp_path):
     path = tmp_path / "gone" / "config.yaml"
     with pytest.raises(RunFileError) as err:
@@ -295,9 +303,10 @@ def test_a_checkpoint_that_is_a_directory(run, capsys):
 
 
 def test_stale_checkpoint_temporaries_are_removed(tmp_path):
-    stale = [tmp_path / f".ckpt-{'a' * 32}.tmp", tmp_path / f".ckpt-{'0' * 32}.tmp"]
+    stale = [tmp_path / f".ckpt-{'a' * 32}.tmp", tmp_path / f".ckpt-{'0' * 32}.tmp",
+             tmp_path / f".seeds.json.{'c' * 32}.tmp"]
     keep = [tmp_path / "checkpoint.safetensors", tmp_path / ".ckpt-notours.tmp",
-            tmp_path / "metrics.jsonl"]
+            tmp_path / "metrics.jsonl", tmp_path / ".notes.tmp"]
     for p in stale + keep:
         p.write_text("x")
     (tmp_path / f".ckpt-{'b' * 32}.tmp").mkdir()  # not a file: not ours

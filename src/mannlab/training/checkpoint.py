@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save
 
 from mannlab.config import parse_config
+from mannlab.training import files
 
 FORMAT = "mannlab-checkpoint/1"
 
@@ -112,16 +113,18 @@ TEMPORARY = re.compile(r"\.ckpt-[0-9a-f]{32}\.tmp")
 
 
 def remove_stale_temporaries(directory: str | Path) -> list[Path]:
-    """Remove the checkpoint temporaries (``.ckpt-<hex>.tmp``) that writes
-    interrupted by a crash or a kill left in `directory` (a seed's
-    directory), before training there resumes. Returns the removed files."""
+    """Remove the temporaries that writes interrupted by a crash or a kill
+    left in `directory` (a seed's or the run's directory), before training
+    there resumes: checkpoints' (``.ckpt-<hex>.tmp``) and `write_text_atomic`'s
+    (``.<name>.<hex>.tmp``). Returns the removed files."""
     removed = []
     try:
         entries = list(Path(directory).iterdir())
     except OSError:
         return removed  # no directory, no temporaries: opening the run says what is wrong
     for entry in entries:
-        if TEMPORARY.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+        ours = TEMPORARY.fullmatch(entry.name) or files.TEMPORARY.fullmatch(entry.name)
+        if ours and entry.is_file() and not entry.is_symlink():
             try:
                 entry.unlink()
             except FileNotFoundError:

@@ -6,6 +6,7 @@ and the error is one line naming the file and the cause (`RunFileError`,
 a `ConfigError`, which the CLI reports as one line)."""
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from mannlab.config import ConfigError
 
 class RunFileError(ConfigError):
     """A run file that could not be written; the message names it and the cause."""
+
+
+TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
+"""The name of a file `write_text_atomic` is writing (``.<name>.<hex>.tmp``)."""
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
