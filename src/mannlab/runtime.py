@@ -2,7 +2,7 @@
 
 On a CPU, XLA's multi-threaded Eigen kernels cost more than they give for the
 small matrices of these models: one thread per process measured faster here
-(docs/benchmarks.md), and leaves the other cores to other seeds' processes.
+(docs/performance-notes.md), and leaves the other cores to other seeds' processes.
 The `mannlab` program also restarts itself once so that glibc's malloc asks
 for huge pages (`restart_with_huge_pages`).
 """
@@ -77,7 +77,7 @@ def restart_with_huge_pages() -> None:
     per-step state, e.g. the DNC's [T, B, N, N] link matrices); with 4 kB
     pages, zero-filling them is page faults. With transparent huge pages
     (the kernel's `madvise` mode, common default) that fill took 19-21 ms
-    instead of 76-81 ms of a DNC batch-64 step (docs/benchmarks.md). glibc
+    instead of 76-81 ms of a DNC batch-64 step (docs/performance-notes.md). glibc
     reads the tunable only at start-up, hence the restart, before anything
     heavy is imported. Linux with glibc only; a no-op when GLIBC_TUNABLES
     already sets the tunable (to 1 after the restart, or to 0 by a user who
