@@ -6,9 +6,12 @@ import equinox as eqx
 import jax
 import numpy as np
 import optax
+import pytest
 
 from mannlab.models.dnc import DNC
 from mannlab.tasks.copy import CopyTask
+
+pytestmark = pytest.mark.slow  # trains a DNC to convergence: about 17 s
 
 
 def test_small_dnc_learns_short_copy():

@@ -14,6 +14,8 @@ from mannlab.config import parse_config
 from mannlab.training.rundir import create_run
 from mannlab.training.trainer import Trainer
 
+pytestmark = pytest.mark.slow  # each trains a model to convergence: 7-25 s
+
 
 def copy_config(model: dict, bound: float, max_steps: int = 6000):
     return parse_config({

@@ -159,6 +159,7 @@ def test_real_data_file():
     assert task.source == "file" and len(task.heldout_examples) == 500
 
 
+@pytest.mark.slow  # trains for real: about 7 s
 def test_lstm_learns_logic_above_chance():
     """A small LSTM, plain jitted optax loop, 250 steps: symbol F1 on the held-out
     split far above the majority-symbol rate (~0.42), answers above chance."""

@@ -176,6 +176,7 @@ def _final_state(run):
     return jax.tree.leaves((params, opt)), state
 
 
+@pytest.mark.slow  # trains for real: about 11 s
 def test_resume_is_exact(tmp_path):
     cfg = _config(tmp_path)
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "a"), "--no-progress"]) == 0
@@ -202,6 +203,7 @@ def test_resume_is_exact(tmp_path):
 
 
 # ---------------------------------------------------------------- learning
+@pytest.mark.slow  # trains for real: about 5 s
 def test_learns_tiny_logic(tmp_path):
     """Chance is ~10/11 symbol errors and 1/2 answer errors."""
     cfg = _config(tmp_path, max_steps=1500, eval_every=1500, log_every=500)

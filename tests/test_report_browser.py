@@ -17,6 +17,8 @@ import pytest
 
 from tiny_runs import tiny_report
 
+pytestmark = pytest.mark.slow  # trains tiny runs and starts Chromium: about 30 s
+
 INSTALL = "apt-get install -y chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
