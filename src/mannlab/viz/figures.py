@@ -10,10 +10,12 @@ Colour scales are shared within a figure: everything that lives in [0, 1]
 memory before and after share one symmetric scale, and other signed values
 (e.g. the add vectors) a symmetric scale of their own. All ticks are integers.
 
-Trace fields are drawn by shape: [T, X] and [T, H, X] as heatmaps over time;
-``memory`` [T, N, M] as the memory after the last step; ``links`` or ``link`` [T, N, N]
-(or [T, H, N, N]) as the link matrix at the end of the input (the step before
-the first scored one; the last step if every step is scored).
+The trace fields drawn are the ones the models emit, declared here:
+`TIME_FIELDS` ([T, X] and [T, H, X] heatmaps over time: the NTM's, the
+DNC's and MANN-RL's per-step quantities), ``memory`` [T, N, M] (NTM and DNC)
+as the memory after the last step, and the DNC's ``link`` [T, N, N] (with
+``trace_links``) as the link matrix at the end of the input (the step
+before the first scored one; the last step if every step is scored).
 
 Figures are `matplotlib.figure.Figure` objects made without pyplot: they need
 no backend, so importing mannlab leaves the user's backend alone, and they
@@ -26,7 +28,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-SNAPSHOT_FIELDS = ("memory", "links", "link")
 READ_MODE_LABELS = ("backward", "content", "forward")
 """Rows of a [.., 3] ``read_modes`` trace (the DNC paper's order of pi)."""
 
@@ -34,15 +35,18 @@ UNIT_CMAP = "viridis"
 SIGNED_CMAP = "RdBu_r"
 DPI = 100
 
-# y-axis label of a trace field's rows, by field name
-_ROW_LABELS = {
+TIME_FIELDS = {
+    # NTMTrace and DNCTrace
     "read_weights": "memory location", "write_weights": "memory location",
-    "allocation": "memory location", "usage": "memory location",
-    "write_weighting": "memory location", "read_weighting": "memory location",
-    "precedence": "memory location", "erase": "word element", "add": "word element",
-    "write_vector": "word element", "erase_vector": "word element", "read_modes": "read mode",
-    "free_gates": "read head",
+    # NTMTrace
+    "erase": "word element", "add": "word element",
+    # DNCTrace
+    "usage": "memory location", "allocation": "memory location", "free_gates": "read head",
+    "read_modes": "read mode",
+    # MannRLTrace
+    "memory_vector": "memory value", "next_memory": "memory value",
 }
+"""The per-step trace fields drawn over time, and the label of their rows."""
 
 
 @dataclass
@@ -104,22 +108,17 @@ def sequence_panels(batch, probs, trace, memory_before=None) -> list[Panel]:
               Panel("output", "output (scored steps)", (np.asarray(probs) * loss_mask)[:T].T,
                     "time", out_label)]
     signed, snapshots = [], []
-    fields = getattr(trace, "_fields", ())
-    for name in fields:
-        if name in SNAPSHOT_FIELDS:
-            continue
-        value = getattr(trace, name)
-        if value is None or np.ndim(value) not in (2, 3):
+    fields = {} if trace == () else trace._asdict()
+    for name, value in fields.items():
+        if name not in TIME_FIELDS or value is None:
             continue
         value = np.asarray(value)[:T]
-        if value.ndim not in (2, 3):
-            continue
         heads = [value] if value.ndim == 2 else [value[:, h] for h in range(value.shape[1])]
         for h, v in enumerate(heads):
             label = name.replace("_", " ") + (f" (head {h})" if len(heads) > 1 else "")
             key = name + (f"_{h}" if len(heads) > 1 else "")
-            ticks = READ_MODE_LABELS if name == "read_modes" and v.shape[1] == 3 else None
-            p = Panel(key, label, v.T, "time", _ROW_LABELS.get(name, "row"), yticklabels=ticks)
+            ticks = READ_MODE_LABELS if name == "read_modes" else None
+            p = Panel(key, label, v.T, "time", TIME_FIELDS[name], yticklabels=ticks)
             if not _is_unit(v):
                 p.cmap = SIGNED_CMAP
                 signed.append(p)
@@ -141,18 +140,11 @@ def sequence_panels(batch, probs, trace, memory_before=None) -> list[Panel]:
     for p in memories:
         p.vmin, p.vmax = -lim, lim
     snapshots += memories
-    link_name = next((f for f in ("links", "link") if getattr(trace, f, None) is not None), None)
-    if link_name is not None and np.ndim(getattr(trace, link_name)) in (3, 4):
-        links = np.asarray(getattr(trace, link_name))
+    if fields.get("link") is not None:
         step = end_of_input(np.asarray(batch.loss_mask)[:, 0], T)
-        heads = [links[step]] if links.ndim == 3 else [links[step, h] for h in
-                                                       range(links.shape[1])]
-        for h, link in enumerate(heads):
-            suffix = f" (head {h})" if len(heads) > 1 else ""
-            snapshots.append(Panel(f"links_{h}" if len(heads) > 1 else "links",
-                                   f"link matrix at step {step}, the end of the input{suffix}",
-                                   link, "snapshot",
-                                   "to location", xlabel="from location"))
+        snapshots.append(Panel("links", f"link matrix at step {step}, the end of the input",
+                               np.asarray(trace.link)[step], "snapshot", "to location",
+                               xlabel="from location"))
     return panels + snapshots
 
 
