@@ -146,11 +146,9 @@ def best_seed(run: RunData) -> Path:
 
 # ---------------------------------------------------------------- html pieces
 def _png(fig, dpi: int = 100) -> str:
-    import matplotlib.pyplot as plt
-
+    """A Figure (made without pyplot: nothing to close) as base64 PNG."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
