@@ -103,6 +103,7 @@ def test_eval_and_show_on_a_data_set_task_skip_lengths_it_lacks(tmp_path, capsys
         assert len(err.splitlines()) == 1 and ("length" in err or "repeats" in err)
 
 
+@pytest.mark.slow  # starts seed processes that train: 117 s on a loaded 2-core machine
 def test_seeds_in_processes_match_one_vmapped_program(tmp_path, monkeypatch):
     """`--execution processes` (one pinned worker per core) and `vmap` give each
     seed the same initialisation and data, so the same results; the workers
