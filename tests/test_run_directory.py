@@ -313,3 +313,11 @@ def test_stale_checkpoint_temporaries_are_removed(tmp_path):
     assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
     assert remove_stale_temporaries(tmp_path / "missing") == []
+
+
+def test_a_checkpoint_without_its_config(run, capsys):
+    path = run / "seed-3" / CHECKPOINT_FILE
+    _rewrite_metadata(path, config=None)
+    assert main(["eval", str(run), "--lengths", "2", "--sequences", "4"]) == 2
+    assert capsys.readouterr().err == (f"mannlab: error: {path}: corrupt checkpoint (no config "
+                                       "in its metadata)\n")

@@ -137,7 +137,9 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The checkpoint's metadata, checked for the mannlab format tag."""
+    """The checkpoint's metadata, checked for the mannlab format tag, a
+    config, and a training state with a step (its other keys, those present,
+    checked by `check_state`)."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, not a checkpoint")
@@ -151,7 +153,23 @@ def read_metadata(path: str | Path) -> dict:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a mannlab checkpoint (format tag "
                               f"{meta.get('format')!r}, expected {FORMAT!r})")
+    for key, what in (("state", "training state"), ("config", "config")):
+        if key not in meta:
+            raise CheckpointError(f"{path}: corrupt checkpoint (no {what} in its metadata)")
+    state = _parse_state(path, meta["state"])
+    check_state(path, state, complete=False)  # what is there; the rest when it is loaded
+    if "step" not in state:  # what every reader of a checkpoint asks first
+        raise CheckpointError(f"{path}: its training state has no 'step': not a checkpoint "
+                              "this version of mannlab wrote")
     return meta
+
+
+def _parse_state(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: corrupt checkpoint (its training state is not JSON: "
+                              f"{err})") from None
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -239,13 +257,7 @@ def load_checkpoint(path: str | Path, params_skeleton: Any, opt_skeleton: Any, c
     meta = read_metadata(path)
     if config is not None:
         check_config(path, meta, config, ignore=may_differ)
-    if "state" not in meta:
-        raise CheckpointError(f"{path}: corrupt checkpoint (no training state in its metadata)")
-    try:
-        state = json.loads(meta["state"])
-    except ValueError as err:
-        raise CheckpointError(f"{path}: corrupt checkpoint (its training state is not JSON: "
-                              f"{err})") from None
+    state = _parse_state(path, meta["state"])
     check_state(path, state, complete=config is not None,
                 mann_rl=config is not None and config.model.learner == "mann_rl")
     if seed is not None and state.get("seed", seed) != seed:
