@@ -19,6 +19,10 @@ class FakeSeed:
     def __init__(self, converged=None, last_eval=None):
         self.step, self.converged, self.last_eval = 0, converged, last_eval
 
+    @property
+    def training(self) -> bool:
+        return self.converged is None
+
     def average(self, name: str) -> float:
         return {"bits_wrong": 0.31, "cost": 1.25}[name]
 
@@ -34,7 +38,7 @@ def fake_trainer(seeds: int = 2):
 
 
 def run(console: Console, trainer) -> str:
-    reporter = ProgressReporter(console=console)
+    reporter = ProgressReporter(console=console, plain_every=0)
     reporter.start(trainer)
     for step in (5000, 20000):
         for seed in trainer.seeds:
@@ -82,7 +86,7 @@ def test_on_a_terminal_the_bar_keeps_its_count_and_the_statistics_their_own_line
 def test_off_a_terminal_a_finish_without_news_prints_nothing_more():
     trainer = fake_trainer()
     console = Console(file=io.StringIO(), force_terminal=False)
-    reporter = ProgressReporter(console=console)
+    reporter = ProgressReporter(console=console, plain_every=0)
     reporter.start(trainer)
     for seed in trainer.seeds:
         seed.step = 100
@@ -93,3 +97,17 @@ def test_off_a_terminal_a_finish_without_news_prints_nothing_more():
     reporter.finish(trainer)
     last = console.file.getvalue().splitlines()[-1]
     assert "seq/s" not in last and last.endswith("held-out bits_wrong 0.01 | converged 1/2")
+
+
+def test_off_a_terminal_lines_come_at_most_every_plain_every_seconds():
+    trainer = fake_trainer()
+    console = Console(file=io.StringIO(), force_terminal=False)
+    reporter = ProgressReporter(console=console, plain_every=3600)
+    reporter.start(trainer)
+    for step in (100, 200, 300):
+        for seed in trainer.seeds:
+            seed.step = step
+        reporter.update(trainer)  # within the hour: no line
+    reporter.finish(trainer)  # the last state is always shown
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 2 and "step 300/20000" in lines[-1]

@@ -19,7 +19,7 @@ import equinox as eqx
 
 from mannlab.config import ConfigError, RunConfig, build_model, find_config, load_config
 from mannlab.training import rundir
-from mannlab.training.checkpoint import load_params
+from mannlab.training.checkpoint import load_params, remove_stale_temporaries
 from mannlab.training.evaluate import (
     checkpoint_stamp,
     generalisation,
@@ -145,6 +145,7 @@ def resume(run: str | Path, overrides: Sequence[str] = (), execution: Execution 
     A seed without a checkpoint is an error unless `restart` (it then
     trains from step 0)."""
     path, config, seed_paths = rundir.open_run(run)
+    remove_stale_temporaries(path)  # of config.yaml and seeds.json writes a kill interrupted
     if overrides:
         at_step = max((checkpoint_stamp(p)["step"] for p in seed_paths
                        if (p / rundir.CHECKPOINT_FILE).exists()), default=0)

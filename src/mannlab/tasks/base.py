@@ -49,6 +49,10 @@ class Task(Protocol):
     metric_names: tuple[str, ...]
     max_length: int
     embedding: Embedding | None
+    heldout_split: str
+    """The records' name of what `heldout` returns: "heldout", or
+    "train_eval" for a task that holds nothing out and evaluates on its
+    training data (never labelled held-out)."""
 
     def sample(self, rng: np.random.Generator, batch_size: int,
                length: int | None = None) -> "Batch": ...
@@ -78,6 +82,7 @@ class BitTask:
 
     heldout_seed: int
     embedding = None
+    heldout_split = "heldout"
 
     def has_length(self, length: int) -> bool:
         """Generated sequences can have any positive length."""

@@ -127,6 +127,11 @@ class SentencesTask(SymbolSequenceTask):
         self.min_length = min(self.min_length, 4)  # echo sequences are 4 steps
         self.echoes = [self.encode(c) for c in self.chars]
 
+    @property
+    def heldout_split(self) -> str:
+        """"train_eval" when nothing is held out: `heldout` then gives training sentences."""
+        return "heldout" if self.heldout_sentences else "train_eval"
+
     def splits(self, train_limit: int | None = None):
         """As `SymbolSequenceTask.splits`; with nothing held out
         (``heldout_every=0``) there is no held-out split, only the training

@@ -183,6 +183,7 @@ class SymbolSequenceTask:
     output_symbols: list[str]
     one_hot: bool = True
     embedding = None
+    heldout_split = "heldout"
     metric_names: tuple[str, ...] = ("sequence_error", "symbol_error_rate", "errors", "cost")
 
     def _setup(self, length_buckets: int) -> None:

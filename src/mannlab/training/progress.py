@@ -17,6 +17,9 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+PLAIN_EVERY = 10.0
+"""Seconds between two progress lines off a terminal (a CI log stays short)."""
+
 
 class ProgressReporter:
     """Shows the progress of all seeds of a Trainer (means over the seeds
@@ -25,10 +28,12 @@ class ProgressReporter:
     Args:
       console: where to write (default: a rich Console on standard output).
         A bar if it is a terminal or a Jupyter notebook, else plain lines.
+      plain_every: off a terminal, seconds between two lines at least.
     """
 
-    def __init__(self, console: Console | None = None):
+    def __init__(self, console: Console | None = None, plain_every: float = PLAIN_EVERY):
         self.console = console or Console()
+        self.plain_every = plain_every
         self.as_bar = self.console.is_terminal or self.console.is_jupyter
 
     def start(self, trainer) -> None:
@@ -78,8 +83,7 @@ class ProgressReporter:
         self.last_time, self.last_steps = now, steps
         stats = []
         names = trainer.task.metric_names
-        live = [p for p in trainer.seeds
-                if p.converged is None and getattr(p, "diverged", None) is None] or trainer.seeds
+        live = [p for p in trainer.seeds if p.training] or trainer.seeds
         for name in names:
             stats.append(f"{name} {sum(p.average(name) for p in live) / len(live):.3g}")
         evals = [p.last_eval[names[0]] for p in trainer.seeds if p.last_eval]
@@ -101,6 +105,8 @@ class ProgressReporter:
             self.live.stop()
 
     def _show(self, trainer, final: bool) -> None:
+        if not (self.as_bar or final) and time.perf_counter() - self.last_time < self.plain_every:
+            return  # off a terminal, a line every `plain_every` seconds at most
         steps = self._steps(trainer)
         rate, stats = self._stats(trainer, steps)
         text = " | ".join(([rate] if rate else []) + stats)

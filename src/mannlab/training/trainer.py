@@ -312,7 +312,7 @@ class Trainer:
             p = self.seeds[i]
             result = {name: float(means[i, k]) for k, name in enumerate(names)}
             p.last_eval = result
-            self.writers[i].log({"split": "heldout", "step": p.step,
+            self.writers[i].log({"split": self.task.heldout_split, "step": p.step,
                                  "seconds": round(p.seconds, 3),
                                  "heldout_sequences": sequences, **result})
             if cfg.converge_at is not None and result[names[0]] < cfg.converge_at:

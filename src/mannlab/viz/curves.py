@@ -8,7 +8,6 @@ Figures are made without pyplot (`matplotlib.figure.Figure`): no backend is
 chosen or needed.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +16,16 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from mannlab.training.records import read_records
+
 DPI = 100
 
 
 @dataclass
 class SeedCurves:
-    """One seed's logged records, split by kind: train and held-out."""
+    """One seed's logged records, split by kind: training, and evaluation (held
+    out, or "train_eval" for a task that holds nothing out). Other records
+    (a divergence) are not curves."""
 
     name: str
     train: list[dict] = field(default_factory=list)
@@ -30,15 +33,15 @@ class SeedCurves:
 
 
 def read_metrics(seed_dir: Path) -> SeedCurves:
-    """The records of ``seed_dir/metrics.jsonl`` (empty lists if missing)."""
+    """The records of ``seed_dir/metrics.jsonl`` (empty lists if missing;
+    lines a killed process left half-written are skipped)."""
     curves = SeedCurves(Path(seed_dir).name)
-    path = Path(seed_dir) / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                getattr(curves, "heldout" if record.get("split") == "heldout" else "train",
-                        ).append(record)
+    for record in read_records(Path(seed_dir)):
+        split = record.get("split")
+        if split == "train":
+            curves.train.append(record)
+        elif split in ("heldout", "train_eval"):
+            curves.heldout.append(record)
     return curves
 
 
