@@ -91,7 +91,7 @@ def _parser(commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentPa
         epilog=f"commands:\n{listing}\n\n`mannlab COMMAND --help` for a command's options.\n\n"
                f"{RESTART_NOTE}")
     p.add_argument("--threads", choices=["single", "multi"], default="single",
-                   help="XLA CPU threads per process (default: single; see docs/benchmarks.md)")
+                   help="XLA CPU threads per process (default: single; see docs/performance-notes.md)")
     p.add_argument("command", choices=list(commands), help="what to do")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments")
     return p

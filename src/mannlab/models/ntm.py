@@ -15,7 +15,7 @@ controller output and the new read vectors.
 ``remat`` (default True) recomputes each step in the backward pass instead of
 storing its intermediates (`jax.checkpoint`): values and gradients are the
 same, and a training step runs about twice as fast at batch 16-64 on a CPU,
-where storing per-step copies of the memory dominated (docs/benchmarks.md).
+where storing per-step copies of the memory dominated (docs/performance-notes.md).
 
 ``kernels`` chooses the memory write (`NTM_KERNELS`): ``"fast"`` (default)
 uses the hand-written VJP of `erase_and_add_one_head` when there is one write

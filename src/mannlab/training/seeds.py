@@ -3,7 +3,7 @@
 Both give each seed the same initialisation and data stream, so per-seed
 results agree either way (up to float reassociation). On this project's CPU
 machines one process per core measured faster than vmapping batch-1 models
-(docs/benchmarks.md), so `auto` picks processes on a CPU and vmap elsewhere.
+(docs/performance-notes.md), so `auto` picks processes on a CPU and vmap elsewhere.
 """
 
 import ctypes
