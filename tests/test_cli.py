@@ -158,6 +158,7 @@ TINY_NTM = ["model.controller_size=16", "model.memory_size=16", "model.memory_wi
             "train.checkpoint_every=10", "train.max_seconds=null", "train.converge_at=null"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config, overrides, lengths", [
     ("ntm-associative-recall", ["task.bits=3", "task.item_length=2", "task.max_items=3"],
      ["3", "5"]),

@@ -90,7 +90,7 @@ def test_the_lock_names_another_process_and_dies_with_it(tmp_path):
     seed.mkdir()
     holder = subprocess.Popen(
         [sys.executable, "-c", ("import sys, time; from mannlab.training.lock import SeedLock; "
-         f"SeedLock({str(seed)!r}); print('held', flush=True); time.sleep(60)")],
+         f"SeedLock({str(seed)!r}); print('held', flush=True); time.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -74,6 +74,7 @@ def assert_close_to_scale(a, b, what):
                                    err_msg=what)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_reference_and_fast_kernels_train_alike(name):
     rng = np.random.default_rng(0)
