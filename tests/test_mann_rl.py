@@ -2,6 +2,7 @@
 
 import equinox as eqx
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -82,10 +83,16 @@ def test_groups_and_gradient_isolation():
 
 def test_config_builds_and_rejects_unknown_fields():
     raw = {"task": {"name": "logic", "source": "generator"},
-           "model": {"name": "mann_rl", "memory_size": 12, "history": 4}}
+           "model": {"name": "mann_rl", "memory_size": 12},
+           "train": {"mann_rl": {"history": 4}}}
     cfg = parse_config(raw)
     model = cfg.model.build(11, 11, jax.random.PRNGKey(0))
-    assert model.memory_size == 12
+    assert model.memory_size == 12 and cfg.train.mann_rl.history == 4
+    assert parse_config({**raw, "train": {}}).train.mann_rl.settle == 8  # the paper's recipe
+    with pytest.raises(ValueError, match="model.history"):  # the recipe is training's
+        parse_config({**raw, "model": {"name": "mann_rl", "history": 4}})
+    with pytest.raises(ValueError, match="train.mann_rl: only for model mann_rl"):
+        parse_config({**raw, "model": {"name": "lstm"}})
     raw["model"]["memorysize"] = 3
     try:
         parse_config(raw)
