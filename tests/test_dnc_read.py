@@ -36,3 +36,18 @@ def test_mask_ignores_the_value_part():
     assert float(plain[0, 0]) > 0.99
     np.testing.assert_allclose(masked[0, 0], masked[0, 1], rtol=1e-6)
     assert float(masked[0, 2]) < 1e-3
+
+
+def test_masked_lookup_depends_on_the_mask_shape_not_its_scale():
+    # Csordas & Schmidhuber's D(k o s, M o s) is a cosine: scaling the mask
+    # changes nothing while the masked rows stay far above the rows' guard
+    # EPS = 1e-6 (below it a row counts as empty: content.cosine_similarity)
+    k = jax.random.split(jax.random.key(1), 3)
+    memory = jax.random.normal(k[0], (6, 4))
+    keys = jax.random.normal(k[1], (2, 4))
+    masks = jax.nn.sigmoid(jax.random.normal(k[2], (2, 4)))
+    strengths = jnp.array([3.0, 30.0])
+    base = masked_content_weighting(memory, keys, strengths, masks)
+    for c in (1e-2, 0.5, 4.0):
+        np.testing.assert_allclose(masked_content_weighting(memory, keys, strengths, masks * c),
+                                   base, rtol=1e-5, atol=1e-7)

@@ -76,3 +76,29 @@ def test_addressing_pipeline_yields_distributions(raw, gate, gamma, data):
                            jnp.full(2, gamma)))
     assert np.all(w >= 0) and np.all(np.isfinite(w))
     np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-4)
+
+
+def sharpen_reference(w, gamma):
+    """NTM eq. 9 in float64, without EPS."""
+    w = np.asarray(w, np.float64)
+    p = (w / w.max(-1, keepdims=True)) ** np.asarray(gamma, np.float64)[:, None]
+    return p / p.sum(-1, keepdims=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([2, 5, 16, 128]), st.floats(-2.0, 1.5), st.booleans(),
+       st.lists(st.floats(1.0, 50.0), min_size=2, max_size=2), st.integers(0, 2**31 - 1))
+def test_sharpen_stays_within_its_eps_bound_on_distributions(n, log_temp, half_zero, gamma,
+                                                           seed):
+    # sharpen keeps an absolute EPS because eq. 9 only sees distributions
+    # (a fixed scale: the largest entry is >= 1 / N). On those it is eq. 9
+    # up to (gamma + 1) N EPS, flat or peaked, with or without zero entries.
+    logits = np.random.default_rng(seed).normal(size=(2, n)) * 10.0 ** log_temp
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    if half_zero and n > 2:
+        w[:, : n // 2] = 0.0
+    w = (w / w.sum(-1, keepdims=True)).astype(np.float32)
+    gamma = np.asarray(gamma, np.float32)
+    out = np.asarray(sharpen(jnp.asarray(w), jnp.asarray(gamma)))
+    bound = (gamma[:, None] + 1) * n * 1e-6
+    assert np.all(np.abs(out - sharpen_reference(w, gamma)) <= bound)

@@ -6,14 +6,26 @@ Shapes: memory [N, M], keys [H, M], strengths [H], weightings [H, N].
 import jax
 import jax.numpy as jnp
 
-from mannlab.memory.numerics import safe_norm
+from mannlab.memory.numerics import safe_norm, unit_vectors
 
 
 def cosine_similarity(keys: jnp.ndarray, memory: jnp.ndarray) -> jnp.ndarray:
     """NTM eq. 6: K[u, v] = u.v / (|u| |v|), for every key and every row.
 
-    Zero keys or zero rows give similarity 0 with finite gradients (the norms
-    are guarded, see `safe_norm`).
+    Keys and rows are treated differently, on purpose:
+    - a key's scale means nothing (the strength beta carries that), so its
+      norm is exact and scale-free: K[c u, v] = K[u, v] for every c > 0 up to
+      rounding, however small the key (`numerics.unit_vectors`; a zero key,
+      all entries below `numerics.NEGLIGIBLE`, gives 0 with zero gradient);
+    - a row's scale records how much was written there, so its norm keeps
+      the absolute guard sqrt(|v|^2 + EPS^2) (`numerics.safe_norm`): rows
+      well below EPS = 1e-6 count as empty. K[u, c v] = K[u, v] holds for
+      rows of norm above ~1e-3 (to 5e-7); a row of the NTM's constant
+      initial memory (norm 4.5e-6) gets 0.976 of eq. 6, the same for every
+      such row. Making the rows scale-free as well made a DNC content lookup
+      split evenly over a written row and the rows that allocation wrote with
+      1e-6^k of it, and it did not converge measurably faster on NTM copy or
+      associative recall (docs/notes-numerics.md).
 
     Args:
       keys: [H, M].
@@ -21,8 +33,7 @@ def cosine_similarity(keys: jnp.ndarray, memory: jnp.ndarray) -> jnp.ndarray:
     Returns:
       [H, N] similarities in [-1, 1].
     """
-    dots = keys @ memory.T
-    return dots / (safe_norm(keys)[:, None] * safe_norm(memory)[None, :])
+    return (unit_vectors(keys) @ memory.T) / safe_norm(memory)[None, :]
 
 
 def content_weighting(

@@ -46,8 +46,17 @@ def circular_shift(weights: jnp.ndarray, shift: jnp.ndarray) -> jnp.ndarray:
 def sharpen(weights: jnp.ndarray, gamma: jnp.ndarray) -> jnp.ndarray:
     """NTM eq. 9: w(i) = w~(i)^gamma / sum_j w~(j)^gamma.
 
-    Computed as softmax(gamma * log(w~ + EPS)), which equals eq. 9 up to EPS and
-    stays finite for zero weights and huge gamma.
+    Computed as softmax(gamma * log(w~ + EPS)), which stays finite for zero
+    weights and huge gamma. Unlike the link sharpness
+    (`temporal_links.sharpen_distribution`, which normalises by the largest
+    entry), an absolute EPS is right here: w~ has a fixed scale. It is a distribution
+    (the content weighting, the previous weighting and the shift each sum to
+    1, and eqs. 7-8 keep that sum), so its largest entry is at least 1 / N
+    and EPS = 1e-6 is at most N * 1e-6 of it (1.3e-4 for N = 128). The
+    result then differs from eq. 9 by at most about (gamma + 1) N EPS (tested),
+    and an entry at 0 keeps a weight of order (EPS / max w~)^gamma and a
+    gradient instead of none. It is not scale-invariant, and need not be: eq. 9 is
+    only ever applied to such distributions.
 
     Args:
       weights: [H, N] non-negative weightings.

@@ -10,7 +10,7 @@ was written right after location j, read weightings [R, N].
 import jax
 import jax.numpy as jnp
 
-from mannlab.memory.numerics import EPS
+from mannlab.memory.numerics import NEGLIGIBLE
 
 
 def precedence_update(precedence: jnp.ndarray, write_weights: jnp.ndarray) -> jnp.ndarray:
@@ -130,23 +130,44 @@ def directional_weightings_from_previous(link: jnp.ndarray, precedence: jnp.ndar
 
 
 def sharpen_distribution(weights: jnp.ndarray, sharpness: jnp.ndarray) -> jnp.ndarray:
-    """Csordas & Schmidhuber 2019, eq. for S(d, s): S(d, s)_i = d_i^s / sum_j d_j^s.
+    """Csordas & Schmidhuber 2019, section 2.3, sharpness of the temporal links:
+    S(d, s)_i = d_i^s / sum_j d_j^s.
 
     Applied to the forward and backward weightings with a sharpness s >= 1 per
-    head (oneplus of a controller output). The sum in the denominator gets EPS
-    so that an all-zero weighting (e.g. before anything was written) stays zero
-    instead of becoming uniform; zero entries have finite gradients.
+    head (oneplus of a controller output). S does not depend on the scale of
+    d (S(c d, s) = S(d, s) for every c > 0) and sums to 1 whenever d has any
+    mass, however small: a forward weighting of total mass 0.03 is sharpened
+    to a distribution, as in the paper. It is computed in that scale-free
+    form, S_i = r_i^s / sum_j r_j^s with r = d / max_j d_j in (0, 1]: the
+    largest term is 1 (to an ulp) and the sum lies in about [1, N], so neither huge s
+    nor tiny d can underflow the denominator (d entries of 1e-30 with s = 50
+    are exact), and rounding stays relative: S_i is within about s ulp of
+    its exact value whatever the scale of d.
+
+    Entries with r_i below the smallest normal float (zeros, negative
+    entries, and terms r_i^s < 1e-38 anyway) count as 0 and stay 0. A
+    weighting whose largest entry is below `numerics.NEGLIGIBLE` (1e-30;
+    nothing linked yet) stays all zero instead of becoming uniform: this
+    bounds the gradient, which grows as s / max_j d_j. Gradients are finite
+    everywhere: zero for the zero entries (the derivative of d_i^s at d_i = 0
+    for s > 1) and all-zero rows; max_j d_j is a constant for them, which is
+    exact since S does not depend on the scale.
 
     Args:
       weights: [R, N] non-negative weightings d.
       sharpness: [R] exponents s >= 1.
     Returns:
-      [R, N] sharpened weightings summing to <= 1.
+      [R, N] sharpened weightings: each row sums to 1, or is all zero when d is.
     """
-    positive = weights > 0
-    safe = jnp.where(positive, weights, 1.0)
-    powered = jnp.where(positive, safe ** sharpness[:, None], 0.0)
-    return powered / (jnp.sum(powered, axis=-1, keepdims=True) + EPS)
+    tiny = jnp.finfo(weights.dtype).tiny
+    top = jax.lax.stop_gradient(jnp.max(weights, axis=-1, keepdims=True))
+    has_mass = top >= NEGLIGIBLE
+    ratio = weights / jnp.where(has_mass, top, 1.0)  # the largest entry is 1 (to an ulp)
+    kept = has_mass & (ratio >= tiny)
+    log_ratio = jnp.log(jnp.where(kept, ratio, 1.0))  # <= 0
+    powered = jnp.where(kept, jnp.exp(sharpness[:, None] * log_ratio), 0.0)  # r^s in [0, 1]
+    total = jnp.sum(powered, axis=-1, keepdims=True)  # about [1, N], or 0 for an all-zero row
+    return powered / jnp.where(total > 0, total, 1.0)
 
 
 def _offdiag(n: int, dtype) -> jnp.ndarray:
