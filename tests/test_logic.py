@@ -23,7 +23,7 @@ from mannlab.tasks.logic import (
     load_dataset,
     parse_expression,
 )
-from mannlab.tasks.seqdata import resolve_path
+from mannlab.tasks.seqdata import data_file
 
 TINY = {"train": [[list("or10=|"), list(".or101")], [list("xor11=|"), list(".xor110")],
                   [list("and111=|"), list(".and1111")]],
@@ -129,7 +129,7 @@ def test_loader_errors(tmp_path):
 
 
 def test_generator_source_and_sampling():
-    task = LogicTask(None, source="auto", heldout_size=50)
+    task = LogicTask(source="generator", heldout_size=50)
     assert task.source == "generator"
     rng = np.random.default_rng(0)
     b = task.sample(rng, 16)
@@ -148,9 +148,8 @@ def test_generator_source_and_sampling():
     assert len(task.heldout(20)) == 1 and task.heldout(20)[0].inputs.shape[1] == 20
 
 
-@pytest.mark.skipif(not resolve_path(DEFAULT_DATA).is_file(), reason="shared data not present")
 def test_real_data_file():
-    data = load_dataset(DEFAULT_DATA)
+    data = load_dataset(data_file(None, DEFAULT_DATA))
     assert len(data["train"]) == 9500 and len(data["validation"]) == 500
     for inp, out in data["train"] + data["validation"]:
         op, operands = parse_expression(inp)

@@ -5,8 +5,7 @@ import pytest
 
 from mannlab.config import parse_config
 from mannlab.tasks.conllu import ConlluError
-from mannlab.tasks.pos import DEFAULT_TRAIN, UNK, UPOS_TAGS, POSTask, most_frequent_tags
-from mannlab.tasks.seqdata import resolve_path
+from mannlab.tasks.pos import UNK, UPOS_TAGS, POSTask, most_frequent_tags
 
 
 def conllu(*sentences):
@@ -96,7 +95,6 @@ def test_config_builds(files):
     assert task.vocab_size == 2 + 9  # the dog runs run dogs . do n't sleep
 
 
-@pytest.mark.skipif(not resolve_path(DEFAULT_TRAIN).is_file(), reason="shared data not present")
 def test_ewt_baseline_matches_paper():
     base = POSTask().most_frequent_tag_baseline()
     assert base["train"]["micro_f1"] == pytest.approx(0.92, abs=0.01)  # paper: 0.92

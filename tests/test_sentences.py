@@ -5,13 +5,11 @@ import pytest
 
 from mannlab.config import parse_config
 from mannlab.tasks.sentences import (
-    DEFAULT_CORPUS,
     RESERVED,
     SentencesTask,
     read_sentences,
     select_shortest,
 )
-from mannlab.tasks.seqdata import resolve_path
 
 
 @pytest.fixture
@@ -119,7 +117,6 @@ def test_config(corpus):
     assert cfg.task.build().input_size == 9
 
 
-@pytest.mark.skipif(not resolve_path(DEFAULT_CORPUS).is_file(), reason="shared data not present")
 def test_default_corpus():
     task = SentencesTask()
     assert len(task.train_sentences) + len(task.heldout_sentences) == 500

@@ -20,8 +20,8 @@ the paper does (its F1 is over all output symbols, echo included);
 ``answer_error``, is 1 when the answer symbol is wrong (whole-answer accuracy
 = 1 - its mean), independent of which steps the loss scores.
 
-Data (``source``): the paper's data set
-``../shared/data/mann-rl-logic/logic.dataset.json.xz`` (9,500 train / 500
+Data (``source``): the paper's data set (``data_path``, default the
+packaged ``mann-rl-logic/logic.dataset.json.xz``, 9,500 train / 500
 validation) is used when ``"file"``, or when ``"auto"`` (default) and the file
 exists; training batches are drawn from its train split and ``eval_batches``
 is its validation split. Note: every validation expression also occurs in the
@@ -52,15 +52,16 @@ from mannlab.tasks.seqdata import (
     DataError,
     Example,
     SymbolSequenceTask,
+    data_file,
     make_example,
     read_text,
-    resolve_path,
 )
 
 SYMBOLS = ("a", "n", "d", "o", "r", "x", "0", "1", "=", ".", "|")
 INDEX = {s: i for i, s in enumerate(SYMBOLS)}
 OPERATORS = ("and", "or", "xor")
-DEFAULT_DATA = "../shared/data/mann-rl-logic/logic.dataset.json.xz"
+DEFAULT_DATA = "mann-rl-logic/logic.dataset.json.xz"
+"""The paper's data set, under the data directory (`seqdata.data_file`)."""
 HELDOUT_SEED = 2025_01_17
 TRAIN_EVAL_SEED = 2025_01_18
 
@@ -132,7 +133,7 @@ def load_dataset(path: str | Path) -> dict[str, list[tuple[list[str], list[str]]
 
     Returns ``{"train": [(input_symbols, output_symbols), ...], "validation": ...}``.
     """
-    path = resolve_path(path)
+    path = Path(path)
     try:
         raw = json.loads(read_text(path))
     except json.JSONDecodeError as err:
@@ -168,7 +169,7 @@ class LogicTask(SymbolSequenceTask):
     metric_names = ("answer_error", "sequence_error", "symbol_error_rate", "errors", "cost")
     whole_metric = "answer_error"
 
-    def __init__(self, data_path: str | None = DEFAULT_DATA,
+    def __init__(self, data_path: str | None = None,
                  source: Literal["auto", "file", "generator"] = "auto",
                  min_operands: int = 2, max_operands: int = 20,
                  score: Literal["all", "answer"] = "all", length_buckets: int = 4,
@@ -181,13 +182,13 @@ class LogicTask(SymbolSequenceTask):
         self.min_operands, self.max_operands, self.score = min_operands, max_operands, score
         self.input_symbols = self.output_symbols = list(SYMBOLS)
         self.input_size = len(SYMBOLS)
-        path = resolve_path(data_path) if data_path else None
-        if path is not None and path.is_dir():
+        path = data_file(data_path, DEFAULT_DATA)
+        if path.is_dir():
             raise DataError(f"logic: data_path {path} is a directory, not a data file")
-        if source == "file" and (path is None or not path.is_file()):
+        if source == "file" and not path.is_file():
             raise FileNotFoundError(f"logic: data file not found: {path}")
         self.source = "file" if source == "file" or (
-            source == "auto" and path is not None and path.is_file()) else "generator"
+            source == "auto" and path.is_file()) else "generator"
         if self.source == "file":
             data = load_dataset(path)
             self.data_path = path

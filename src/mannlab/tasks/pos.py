@@ -29,6 +29,7 @@ words, each tagged.
 """
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -39,16 +40,17 @@ from mannlab.tasks.seqdata import (
     DataError,
     Example,
     SymbolSequenceTask,
+    data_file,
     make_example,
-    resolve_path,
 )
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
              "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
 TAG_INDEX = {t: i for i, t in enumerate(UPOS_TAGS)}
 PAD, UNK = "<pad>", "<unk>"
-DEFAULT_TRAIN = "../shared/data/ud-english-ewt/en_ewt-ud-train.conllu.xz"
-DEFAULT_HELDOUT = "../shared/data/ud-english-ewt/en_ewt-ud-dev.conllu.xz"
+DEFAULT_TRAIN = "ud-english-ewt/en_ewt-ud-train.conllu.xz"
+DEFAULT_HELDOUT = "ud-english-ewt/en_ewt-ud-dev.conllu.xz"
+"""UD English EWT's train and dev splits, under the data directory (`seqdata.data_file`)."""
 
 
 def build_vocab(sentences: list[Sentence], lowercase: bool, min_count: int) -> list[str]:
@@ -77,16 +79,17 @@ class POSTask(SymbolSequenceTask):
     one_hot = False
     metric_names = ("symbol_error_rate", "sequence_error", "errors", "cost")
 
-    def __init__(self, train_path: str = DEFAULT_TRAIN, heldout_path: str = DEFAULT_HELDOUT,
+    def __init__(self, train_path: str | None = None, heldout_path: str | None = None,
                  lowercase: bool = True, min_count: int = 2, embedding_size: int = 64,
                  vectors_path: str | None = None, freeze_embeddings: bool = False,
                  length_buckets: int = 8):
         if min_count < 1:
             raise ValueError(f"pos: min_count must be >= 1, got {min_count}")
-        self.train_path, self.heldout_path = resolve_path(train_path), resolve_path(heldout_path)
+        self.train_path = data_file(train_path, DEFAULT_TRAIN)
+        self.heldout_path = data_file(heldout_path, DEFAULT_HELDOUT)
         self.lowercase, self.min_count = lowercase, min_count
         self.embedding_size = embedding_size
-        self.vectors_path = resolve_path(vectors_path) if vectors_path else None
+        self.vectors_path = Path(vectors_path).expanduser() if vectors_path else None
         if self.vectors_path is not None and not self.vectors_path.is_file():
             raise FileNotFoundError(f"pos: word-vectors file not found: {self.vectors_path}")
         self.freeze_embeddings = freeze_embeddings

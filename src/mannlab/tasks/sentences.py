@@ -38,6 +38,7 @@ rest are the training split; ``heldout_every=0`` holds nothing out and
 training-set F1, since the task is memorisation).
 """
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -48,20 +49,21 @@ from mannlab.tasks.seqdata import (
     DataError,
     Example,
     SymbolSequenceTask,
+    data_file,
     iter_lines,
     make_example,
-    resolve_path,
 )
 
 EMPTY, START, SEP, END = "<empty>", "<s>", "<sep>", "</s>"
 RESERVED = (EMPTY, START, SEP, END)
-DEFAULT_CORPUS = "../shared/data/ud-english-ewt/en_ewt-ud-train.conllu.xz"
+DEFAULT_CORPUS = "ud-english-ewt/en_ewt-ud-train.conllu.xz"
+"""UD English EWT's training split, under the data directory (`seqdata.data_file`)."""
 
 
 def read_sentences(path) -> list[str]:
     """Sentences of a plain-text (one per line) or CoNLL-U file, stripped, in
     file order; raises ValueError naming the file if it holds none."""
-    path = resolve_path(path)
+    path = Path(path)
     if is_conllu(path):
         out = [(s.text if s.text is not None else " ".join(s.forms)).strip()
                for s in iter_conllu(path)]
@@ -87,7 +89,7 @@ def select_shortest(sentences: list[str], count: int, max_chars: int | None = No
 class SentencesTask(SymbolSequenceTask):
     metric_names = ("sequence_error", "symbol_error_rate", "errors", "cost")
 
-    def __init__(self, path: str = DEFAULT_CORPUS, count: int = 500,
+    def __init__(self, path: str | None = None, count: int = 500,
                  max_chars: int | None = None, echo_fraction: float = 0.1,
                  heldout_every: int = 10, score: Literal["all", "answer"] = "all",
                  length_buckets: int = 4):
@@ -100,7 +102,7 @@ class SentencesTask(SymbolSequenceTask):
                              f"{heldout_every}")
         if score not in ("all", "answer"):
             raise ValueError(f"sentences: score must be 'all' or 'answer', got {score!r}")
-        self.path = resolve_path(path)
+        self.path = data_file(path, DEFAULT_CORPUS)
         self.echo_fraction, self.score = echo_fraction, score
         selected = select_shortest(read_sentences(self.path), count, max_chars)
         if not selected:

@@ -11,10 +11,12 @@ batches, and provides the deterministic evaluation sets:
   paper reports F1 on the training set), in a fixed order;
 * ``heldout(size)``: the first `size` held-out examples (the trainer's hook).
 
-Data paths: an absolute path is used as is; a relative one is resolved against
-the project root (the directory holding ``pyproject.toml`` above this package,
-or ``$MANNLAB_ROOT`` when set, else the working directory), so the default
-``../shared/data/...`` works from anywhere.
+Data files (`data_file`): a path given in the config is used as given
+(relative to the working directory); without one, a task reads its standard
+data set from ``$MANNLAB_DATA_DIR`` if that is set, else from the copy that
+ships inside the package (``mannlab/data/``: UD English EWT, CC BY-SA 4.0;
+the MANN-RL logic set, MIT; each with its licence). Nothing walks up
+directories.
 """
 
 import gzip
@@ -30,21 +32,19 @@ import numpy as np
 from mannlab.tasks.base import Batch, bucket_edges, pad_length
 from mannlab.tasks.classes import class_loss, symbol_scores
 
-
-def project_root() -> Path:
-    env = os.environ.get("MANNLAB_ROOT")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "pyproject.toml").is_file():
-            return parent
-    return Path.cwd()
+PACKAGED_DATA = Path(__file__).resolve().parent.parent / "data"
+"""The data sets that ship with mannlab."""
 
 
-def resolve_path(path: str | os.PathLike) -> Path:
-    """An absolute path as is; a relative one against the project root."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project_root() / p
+def data_file(path: str | os.PathLike | None, standard: str) -> Path:
+    """The file to read: `path` if given (as given, ``~`` expanded), else the
+    standard data set's file `standard` (a name such as
+    ``ud-english-ewt/en_ewt-ud-train.conllu.xz``) under ``$MANNLAB_DATA_DIR``
+    if set, else under the packaged data. Existence is checked by the reader."""
+    if path is not None:
+        return Path(path).expanduser()
+    root = os.environ.get("MANNLAB_DATA_DIR")
+    return (Path(root).expanduser() if root else PACKAGED_DATA) / standard
 
 
 class DataError(ValueError):
