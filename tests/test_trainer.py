@@ -59,9 +59,16 @@ def test_resume_continues_the_same_run_exactly(tmp_path, steps_per_call, first_s
 
 
 def test_time_budget_stops_training(tmp_path):
-    trainer = train(tmp_path, "run", [3], max_steps=10**7, max_seconds=2)
-    progress = trainer.seeds[0]
-    assert 2 <= progress.seconds < 60 and progress.step < 10**7
+    """On a clock that advances one second per reading, a 30 s budget stops
+    training long before its step budget, whatever the machine's speed."""
+    config = tiny_config(max_steps=10**7, max_seconds=30, log_every=1, eval_every=10**6,
+                         checkpoint_every=10**6)
+    create_run(tmp_path / "run", config, [3])
+    trainer = Trainer(tmp_path / "run", config, [3])
+    readings = iter(range(10**6))
+    trainer.clock = lambda: float(next(readings))
+    (result,) = trainer.train()
+    assert 30 <= result.seconds < 40 and 5 <= result.steps < 40
 
 
 def test_time_budget_counts_seeds_still_training(tmp_path):

@@ -120,6 +120,7 @@ class Trainer:
                  reporter: Reporter | None = None, on_eval: list[EvalHook] = (),
                  resume: bool = False, restart: bool = False):
         self.run_dir, self.config, self.cfg = Path(run_dir), config, config.train
+        self.clock: Callable[[], float] = time.perf_counter  # seconds; replaceable in tests
         self.dirs = [seed_dir(self.run_dir, s) for s in seeds]
         self.locks: list[SeedLock] = []
         self.writers: list[RecordWriter] = []
@@ -265,7 +266,7 @@ class Trainer:
     # ------------------------------------------------------------ records
     def _clock(self) -> None:
         """Bring the clock of every seed still training up to now."""
-        now = time.perf_counter() - self._started
+        now = self.clock() - self._started
         for p, base in zip(self.seeds, self._base_seconds):
             if p.training:
                 p.seconds = base + now
@@ -277,7 +278,7 @@ class Trainer:
             return
         cfg, names = self.cfg, self.task.metric_names
         outs = jax.device_get(self._pending)
-        elapsed = time.perf_counter() - self._interval_start
+        elapsed = self.clock() - self._interval_start
         for i, (p, writer) in enumerate(zip(self.seeds, self.writers)):
             rows = [(o.loss[k, i], o.metrics[k, i], o.grad_norm[k, i])
                     for o, active in outs for k in range(len(active)) if active[k, i]]
@@ -300,7 +301,7 @@ class Trainer:
             writer.log(record)
             if bad and p.diverged is None:
                 self._diverge(i, p.step - len(rows) + bad[0] + 1, "loss")
-        self._pending, self._interval_start = [], time.perf_counter()
+        self._pending, self._interval_start = [], self.clock()
 
     def _evaluate_and_record(self, complete: bool = False) -> None:
         """Held-out evaluation of the seeds still training: records, convergence, hooks."""
@@ -336,7 +337,7 @@ class Trainer:
 
     def _train(self) -> list[SeedResult]:
         cfg = self.cfg
-        self._started = self._interval_start = time.perf_counter()
+        self._started = self._interval_start = self.clock()
         self._base_seconds = [p.seconds for p in self.seeds]
         self._pending = []
         if self.reporter:
