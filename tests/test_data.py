@@ -61,8 +61,13 @@ def test_shipped_language_configs_build_from_any_directory(tmp_path, monkeypatch
 
 @pytest.mark.slow
 def test_the_wheel_holds_the_configs_and_the_data(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "-q", "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
+    shutil.copytree(ROOT / "src", source / "src",
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(source)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("mannlab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in PACKAGED + LICENCES:
