@@ -190,14 +190,20 @@ def test_a_signal_saves_every_seed_and_says_how_to_resume(tmp_path, signum, code
     assert json.loads((run / "seed-3/summary.json").read_text())["steps"] == step + 10
 
 
-@pytest.mark.slow
-def test_seed_processes_stop_and_save_on_sigterm_to_their_parent(tmp_path):
+def start_two_seed_processes(tmp_path) -> tuple[subprocess.Popen, Path]:
+    """A long two-seed run in worker processes, once both seeds are training."""
     run = tmp_path / "run"
     config = tiny_yaml(tmp_path, max_steps=10**6, checkpoint_every=10**5, log_every=10,
                        eval_every=10**5)
     proc = start(["train", str(config), "--seeds", "2", "--execution", "processes",
                   "--run-dir", str(run), "--no-progress"], tmp_path)
     wait_for(lambda: has_records(run / "seed-3") and has_records(run / "seed-4"))
+    return proc, run
+
+
+@pytest.mark.slow
+def test_seed_processes_stop_and_save_on_sigterm_to_their_parent(tmp_path):
+    proc, run = start_two_seed_processes(tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
@@ -207,12 +213,7 @@ def test_seed_processes_stop_and_save_on_sigterm_to_their_parent(tmp_path):
 
 @pytest.mark.slow
 def test_seed_processes_exit_when_their_parent_is_killed(tmp_path):
-    run = tmp_path / "run"
-    config = tiny_yaml(tmp_path, max_steps=10**6, checkpoint_every=10**5, log_every=10,
-                       eval_every=10**5)
-    proc = start(["train", str(config), "--seeds", "2", "--execution", "processes",
-                  "--run-dir", str(run), "--no-progress"], tmp_path)
-    wait_for(lambda: has_records(run / "seed-3") and has_records(run / "seed-4"))
+    proc, run = start_two_seed_processes(tmp_path)
     workers = [int((run / seed / ".lock").read_text()) for seed in ("seed-3", "seed-4")]
     assert proc.pid not in workers
     proc.kill()

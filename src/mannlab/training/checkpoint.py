@@ -64,7 +64,7 @@ def save_checkpoints(checkpoints: list[tuple]) -> None:
     for tmp, path in written:
         os.replace(tmp, path)
     for directory in {path.parent for _, path in written}:
-        _sync_directory(directory)
+        files.sync_directory(directory)
 
 
 def _write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
@@ -89,23 +89,6 @@ def _write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
         tmp.unlink(missing_ok=True)
         raise
     return tmp, path
-
-
-def _sync_directory(directory: Path) -> None:
-    """Flush a directory's entries (the renames) to disk, where the platform
-    and file system allow it (POSIX; best effort)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # e.g. EINVAL: the file system does not sync directories
-        pass
-    finally:
-        os.close(fd)
 
 
 TEMPORARY = re.compile(r"\.ckpt-[0-9a-f]{32}\.tmp")
