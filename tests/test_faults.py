@@ -250,3 +250,16 @@ def test_a_step_budget_below_where_the_run_is_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "train.max_steps=5" in err and "step 20" in err and len(err.splitlines()) == 1
     assert (run / "config.yaml").read_text() == config_text
+
+
+def test_the_final_evaluation_is_not_repeated_at_a_step_just_evaluated(tmp_path):
+    """A budget that ends on an evaluation step gets one held-out record there,
+    and one that ends between evaluations gets a final one on the whole set."""
+    run = tmp_path / "run"
+    create_run(run, tiny_config(max_steps=40, eval_every=20), [3])
+    Trainer(run, tiny_config(max_steps=40, eval_every=20), [3]).train()
+    steps = [r["step"] for r in records(run / "seed-3") if r["split"] == "heldout"]
+    assert steps == [20, 40]
+    Trainer(run, tiny_config(max_steps=50, eval_every=20), [3], resume=True).train()
+    steps = [r["step"] for r in records(run / "seed-3") if r["split"] == "heldout"]
+    assert steps == [20, 40, 50]

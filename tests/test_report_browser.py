@@ -7,6 +7,7 @@ missing this test fails rather than skips.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,8 +54,13 @@ def chromium() -> str:
 
 
 def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    # its own HOME and XDG directories: Chromium writes crash reports and
+    # settings there, never in the user's home
+    home = profile / "home"
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_CACHE_HOME": str(home / ".cache")}
     return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
-                          check=False, capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120, env=env)
 
 
 def console_messages(stderr: str) -> list[str]:

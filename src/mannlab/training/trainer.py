@@ -307,6 +307,8 @@ class Trainer:
         """Held-out evaluation of the seeds still training: records, convergence, hooks."""
         cfg, names = self.cfg, self.task.metric_names
         means, sequences = self.evaluate(complete)
+        if sequences == sum(b.inputs.shape[1] for b in self.heldout()):
+            self._complete_eval_step = max(p.step for p in self.seeds)
         self._clock()
         evaluated = [i for i, p in enumerate(self.seeds) if p.training]
         for i in evaluated:
@@ -340,6 +342,7 @@ class Trainer:
         self._started = self._interval_start = self.clock()
         self._base_seconds = [p.seconds for p in self.seeds]
         self._pending = []
+        self._complete_eval_step: int | None = None
         if self.reporter:
             self.reporter.start(self)
         restore = self._catch_signals()
@@ -371,8 +374,10 @@ class Trainer:
             self._clock()
             self.save()
             raise TrainingInterrupted(self._stop, str(self.run_dir))
-        if any(p.last_eval is None or p.training for p in self.seeds):
-            self._evaluate_and_record(complete=True)
+        step = max(p.step for p in self.seeds)
+        if any(p.last_eval is None for p in self.seeds) or (
+                self._active().any() and self._complete_eval_step != step):
+            self._evaluate_and_record(complete=True)  # unless just done, on the whole set
         self._clock()
         self.save()
         if self.reporter:
