@@ -87,3 +87,14 @@ def test_yaml_numbers_need_a_digit_and_saved_configs_read_back_the_same():
         1e-3, 0.5, 3.0, 1000, ".e5", "-e5", "1.2.3"]
     config = parse_config({"task": {"name": "sentences", "path": "2e3"}, "model": {"name": "lstm"}})
     assert parse_config(read_yaml(dump_config(config))) == config
+
+
+def test_every_shipped_config_reads_back_as_it_was_saved():
+    """A run directory's config.yaml (dump_config) parses to the same config,
+    for every shipped config (defaults such as a data path of None included)."""
+    from mannlab.config import dump_config, load_config, read_yaml, shipped_configs
+    from mannlab.config import find_config as find
+
+    for name in shipped_configs():
+        config = load_config(find(name))
+        assert parse_config(read_yaml(dump_config(config)), name) == config, name

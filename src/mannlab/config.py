@@ -141,7 +141,8 @@ class LogicConfig(TaskSection):
 
     target: ClassVar[type] = LogicTask
     name: Literal["logic"]
-    data_path: str | None = arg(LogicTask, "data_path")
+    data_path: str | None = arg(LogicTask, "data_path",
+                                description="default: the packaged MANN-RL data set")
     source: Literal["auto", "file", "generator"] = arg(LogicTask, "source")
     min_operands: int = arg(LogicTask, "min_operands", ge=2)
     max_operands: int = arg(LogicTask, "max_operands", ge=2)
@@ -156,8 +157,9 @@ class POSConfig(TaskSection):
 
     target: ClassVar[type] = POSTask
     name: Literal["pos"]
-    train_path: str = arg(POSTask, "train_path")
-    heldout_path: str = arg(POSTask, "heldout_path")
+    train_path: str | None = arg(POSTask, "train_path", description="default: the packaged EWT")
+    heldout_path: str | None = arg(POSTask, "heldout_path",
+                                   description="default: the packaged EWT dev split")
     lowercase: bool = arg(POSTask, "lowercase")
     min_count: int = arg(POSTask, "min_count", ge=1)
     embedding_size: int = arg(POSTask, "embedding_size", ge=1)
@@ -171,7 +173,7 @@ class SentencesConfig(TaskSection):
 
     target: ClassVar[type] = SentencesTask
     name: Literal["sentences"]
-    path: str = arg(SentencesTask, "path")
+    path: str | None = arg(SentencesTask, "path", description="default: the packaged EWT")
     count: int = arg(SentencesTask, "count", ge=1)
     max_chars: int | None = arg(SentencesTask, "max_chars", ge=1)
     echo_fraction: float = arg(SentencesTask, "echo_fraction", ge=0, le=1)
