@@ -18,7 +18,7 @@ import yaml
 from helpers import event_records, tiny_config
 from mannlab.cli import main
 from mannlab.config import ConfigError
-from mannlab.training.checkpoint import load_checkpoint, save_checkpoint
+from mannlab.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mannlab.training.evaluate import checkpoint_stamp, load_models
 from mannlab.training.lock import SeedLock
 from mannlab.training.rundir import create_run
@@ -263,3 +263,31 @@ def test_the_final_evaluation_is_not_repeated_at_a_step_just_evaluated(tmp_path)
     Trainer(run, tiny_config(max_steps=50, eval_every=20), [3], resume=True).train()
     steps = [r["step"] for r in records(run / "seed-3") if r["split"] == "heldout"]
     assert steps == [20, 40, 50]
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from mannlab.training import checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml(tmp_path, max_steps=20)), "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    before = (run / "seed-3/checkpoint.safetensors").read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", full)  # every fsync: os is one module
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "train.max_steps=40", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()  # the first file it writes is config.yaml
+    assert "config.yaml: cannot write (No space left on device)" in err
+    assert len(err.splitlines()) == 1
+    with pytest.raises(CheckpointError, match=r"checkpoint.safetensors: cannot write \(No space"):
+        Trainer(run, tiny_config(max_steps=40), [3], resume=True).train()
+    assert (run / "seed-3/checkpoint.safetensors").read_bytes() == before
+    assert not list((run / "seed-3").glob(".ckpt-*.tmp"))
+    monkeypatch.undo()
+    assert main(["show", str(run), "--length", "3", "-o", str(tmp_path / "no/such/dir.png")]) == 2
+    assert "dir.png: cannot write" in capsys.readouterr().err

@@ -85,6 +85,10 @@ def _write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except OSError as err:  # a full disk, a read-only or vanished directory
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: cannot write ({err.strerror or type(err).__name__}); "
+                              f"the previous checkpoint is intact") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

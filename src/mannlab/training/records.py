@@ -150,10 +150,21 @@ class RecordWriter:
 
     def flush(self) -> None:
         """Write TensorBoard's pending events to disk (at every checkpoint)."""
-        if self._tensorboard is not None:
+        if self._tensorboard is None:
+            return
+        try:
             self._tensorboard.flush()
+        except OSError as err:
+            raise RunFileError(f"{self.dir}: cannot write TensorBoard events "
+                               f"({err.strerror or type(err).__name__})") from None
 
     def close(self) -> None:
+        """Close the TensorBoard writer. Events it cannot write any more (a full
+        disk) are given up: metrics.jsonl holds every record, and a resumed
+        seed rebuilds lost events from it."""
         if self._tensorboard is not None:
-            self._tensorboard.close()
-            self._tensorboard = None
+            writer, self._tensorboard = self._tensorboard, None
+            try:
+                writer.close()
+            except OSError:
+                pass

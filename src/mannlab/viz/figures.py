@@ -28,6 +28,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from mannlab.training.files import RunFileError
+
 READ_MODE_LABELS = ("backward", "content", "forward")
 """Rows of a [.., 3] ``read_modes`` trace (the DNC paper's order of pi)."""
 
@@ -216,5 +218,9 @@ def figure_title(config, length: int, seed_name: str | None = None, step=None) -
 
 
 def save_figure(fig, path) -> None:
-    """Write `fig` to `path` (format from the suffix, e.g. .png or .pdf)."""
-    fig.savefig(path, dpi=DPI)
+    """Write `fig` to `path` (format from the suffix, e.g. .png or .pdf); a
+    file that cannot be written is one line naming it (`RunFileError`)."""
+    try:
+        fig.savefig(path, dpi=DPI)
+    except OSError as err:
+        raise RunFileError(f"{path}: cannot write ({err.strerror or type(err).__name__})") from None

@@ -30,6 +30,7 @@ from mannlab.training.evaluate import (
     save_eval,
     trace_sequence,
 )
+from mannlab.training.files import write_text_atomic
 from mannlab.training.rundir import CONFIG_FILE, open_run
 from mannlab.viz import curves as curve_plots
 from mannlab.viz.figures import figure_title, sequence_figure
@@ -334,5 +335,5 @@ def build_report(paths: list[str | Path], output: str | Path, lengths=DEFAULT_LE
             + "".join(parts) + "</body></html>\n")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
+    write_text_atomic(output, page)
     return {"output": str(output), "figures": figures, "tables": tables}
