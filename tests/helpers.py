@@ -1,9 +1,12 @@
 """Tiny configurations, readers and checks shared by the tests."""
 
+import shutil
 import struct
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mannlab.config import parse_config
 
@@ -44,3 +47,15 @@ def check_bit_metrics(task, batch) -> None:
     _, metrics = task.loss(-perfect, batch)
     np.testing.assert_allclose(metrics["bits_wrong"],
                                batch.loss_mask.sum(0) * batch.targets.shape[-1])
+
+
+def chromium() -> str:
+    """The headless browser the browser tests drive (Debian's chromium)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    pytest.fail("headless Chromium is needed for this test: install it with "
+                "`apt-get install -y chromium` (scripts/test.sh does)")

@@ -2,9 +2,9 @@
 
 import equinox as eqx
 import jax
-import pytest
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mannlab.config import parse_config
 from mannlab.models.mann_rl import BatchNorm, MannRL, group_filter, param_labels

@@ -9,18 +9,17 @@ missing this test fails rather than skips.
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import chromium
 from tiny_runs import tiny_report
 
 pytestmark = pytest.mark.slow  # trains tiny runs and starts Chromium: about 30 s
 
-INSTALL = "apt-get install -y chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--disable-default-apps", "--disable-extensions", "--mute-audio",
@@ -41,16 +40,6 @@ window.addEventListener("load", () => {
   document.body.setAttribute("data-check", JSON.stringify({figures, tables}));
 });
 </script>"""
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if Path("/usr/bin/chromium").exists():
-        return "/usr/bin/chromium"
-    pytest.fail(f"headless Chromium is needed for this test: install it with `{INSTALL}`")
 
 
 def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:

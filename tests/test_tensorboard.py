@@ -16,7 +16,6 @@ rather than skips.
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import event_records, tiny_config
+from helpers import chromium, event_records, tiny_config
 from mannlab.api import make_trainer
 from mannlab.training.rundir import create_run
 
@@ -85,17 +84,6 @@ def tensorboard_program() -> Path:
     if not program.exists():
         pytest.fail(f"no {program}: `pip install -e .` installs TensorBoard with mannlab")
     return program
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if Path("/usr/bin/chromium").exists():
-        return "/usr/bin/chromium"
-    pytest.fail("headless Chromium is needed for this test: install it with "
-                "`apt-get install -y chromium`")
 
 
 def get(url: str):
