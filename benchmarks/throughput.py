@@ -319,10 +319,14 @@ def main() -> int:
                       f"mannlab {ours:.0f} in alternation, ratio {ours / base:.2f})",
                       flush=True)
             if batch == 1 and per_call > 1:
-                rate = measure(model, batch, 1, args.repeats, max(2, steps // per_call),
-                               per_call)
-                print(f"{model:5s} batch {batch:3d} {per_call} steps/call {rate:6.0f} seq/s "
-                      "(the config's train.steps_per_call)", flush=True)
+                calls = max(2, steps // per_call)
+                one, many = time_alternately(
+                    [mannlab_runner(model, batch, 1, calls * per_call, 1),
+                     mannlab_runner(model, batch, 1, calls, per_call)],
+                    calls * per_call * batch, args.repeats)
+                print(f"{model:5s} batch {batch:3d} {per_call} steps/call {many:6.0f} seq/s "
+                      f"(the config's train.steps_per_call; 1 step/call {one:.0f} in "
+                      f"alternation, ratio {many / one:.2f})", flush=True)
         if args.seeds == 0:
             continue
         steps = max(5, int(args.seconds * probe / 64 / args.seeds))
