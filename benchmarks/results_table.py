@@ -10,7 +10,8 @@ most frequent tag).
 
 import json
 import sys
-from pathlib import Path
+
+from mannlab.training.rundir import open_run
 
 
 def row(cells: list) -> str:
@@ -27,17 +28,15 @@ def main(runs: list[str]) -> int:
                "train whole acc.", "held-out micro F1", "held-out weighted F1",
                "held-out whole acc."]))
     print(row(["---"] * 10))
-    for run in map(Path, runs):
-        seed = sorted(run.glob("seed-*"))[0]
+    for run in runs:
+        _, config, seeds = open_run(run)
+        seed = seeds[0]
         summary = json.loads((seed / "summary.json").read_text())
         evaluation = json.loads((seed / "eval.json").read_text())
-        config = (run / "config.yaml").read_text().splitlines()
-        task, model = (next(line.split(":")[1].strip() for line in config[i:]
-                            if line.strip().startswith("name:"))
-                       for i in (config.index("task:"), config.index("model:")))
         splits = evaluation["splits"]["seeds"][seed.name]
-        print(row([task, model, summary["steps"], f"{summary['seconds']:.0f}",
-                   *scores(splits["train"]), *scores(splits["heldout"])]))
+        print(row([config.task.name, config.model.name, summary["steps"],
+                   f"{summary['seconds']:.0f}", *scores(splits["train"]),
+                   *scores(splits["heldout"])]))
         for name, base in evaluation["splits"]["baselines"].items():
             print(row(["", name, "", "", *scores(base["train"]), *scores(base["heldout"])]))
     return 0
