@@ -263,6 +263,16 @@ def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):
     save_file({"w": np.zeros(3, np.float32)}, str(foreign), metadata={"format": "other"})
     with pytest.raises(CheckpointError, match="not a mannlab checkpoint"):
         load_checkpoint(foreign, params, opt)
+    ours = load_file(str(tmp_path / "run/seed-3/checkpoint.safetensors"))
+    meta = read_metadata(tmp_path / "run/seed-3/checkpoint.safetensors")
+    for version, message in ((2, ("version 2 is newer than this mannlab reads \\(1\\): "
+                                  "upgrade mannlab")),
+                             (0, "version 0 is older than this mannlab reads \\(1\\)")):
+        versioned = tmp_path / f"v{version}.safetensors"
+        save_file(ours, str(versioned), metadata={**meta,
+                                                  "format": f"mannlab-checkpoint/{version}"})
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(versioned, params, opt)
     other = tiny_config().model_copy(update={"model": tiny_config().model.model_copy(
         update={"memory_size": 9})})
     create_run(tmp_path / "other", other, [3])

@@ -6,6 +6,7 @@
     mannlab show RUN --length 40 -o copy.png
     mannlab report RUN [RUN ...] -o report.html
     mannlab configs
+    mannlab pretrained
 """
 
 import argparse
@@ -17,7 +18,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from mannlab import api, runtime
+from mannlab import api, pretrained, runtime
 from mannlab.config import ConfigError, shipped_configs
 from mannlab.training.checkpoint import CheckpointError
 from mannlab.training.trainer import TrainingInterrupted
@@ -49,7 +50,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
     e = argparse.ArgumentParser(prog="mannlab eval",
                                 description="generalisation table of a trained run")
-    e.add_argument("run", help="RUN or RUN/seed-K")
+    e.add_argument("run", help="RUN, RUN/seed-K or pretrained:NAME (`mannlab pretrained`)")
     e.add_argument("--lengths", type=int, nargs="*", default=list(api.DEFAULT_LENGTHS),
                    help="sequence lengths to evaluate (none: only the task's own splits)")
     e.add_argument("--repeats", type=int, nargs="+", help="repeat counts (repeat-copy)")
@@ -59,7 +60,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
     s = argparse.ArgumentParser(prog="mannlab show",
                                 description="figure of a trained model on one sequence")
-    s.add_argument("run", help="RUN or RUN/seed-K (first seed if RUN)")
+    s.add_argument("run", help="RUN, RUN/seed-K (first seed if RUN) or pretrained:NAME")
     s.add_argument("--length", type=int, default=40)
     s.add_argument("--repeats", type=int, help="repeat count (repeat-copy)")
     s.add_argument("--sample-seed", type=int, default=0, help="which random sequence")
@@ -67,7 +68,8 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
     r = argparse.ArgumentParser(prog="mannlab report",
                                 description="self-contained HTML report of one or several runs")
-    r.add_argument("runs", nargs="+", metavar="RUN", help="run directories (overlaid)")
+    r.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories or pretrained:NAME (overlaid)")
     r.add_argument("-o", "--output", default="report.html")
     r.add_argument("--lengths", type=int, nargs="+", default=list(api.DEFAULT_LENGTHS),
                    help="generalisation lengths for seeds without eval.json")
@@ -80,7 +82,9 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
     c = argparse.ArgumentParser(prog="mannlab configs",
                                 description="list the configs that ship with mannlab")
-    return {"train": t, "eval": e, "show": s, "report": r, "configs": c}
+    p = argparse.ArgumentParser(prog="mannlab pretrained",
+                                description="list the trained models that ship with mannlab")
+    return {"train": t, "eval": e, "show": s, "report": r, "configs": c, "pretrained": p}
 
 
 def _parser(commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -238,11 +242,22 @@ def cmd_configs(args) -> int:
     return 0
 
 
+def cmd_pretrained(args) -> int:
+    table = Table(title="pretrained models: use as pretrained:NAME wherever a run is taken")
+    for column in ("name", "held-out bits wrong", "trained by"):
+        table.add_column(column, justify="right" if column.startswith("held") else "left")
+    for name in pretrained.names():
+        about = pretrained.info(name)
+        table.add_row(name, f"{about['heldout_bits_wrong']:.4f}", about["command"])
+    _console().print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runtime.configure(args.threads)
     commands = {"train": cmd_train, "eval": cmd_eval, "show": cmd_show, "report": cmd_report,
-                "configs": cmd_configs}
+                "configs": cmd_configs, "pretrained": cmd_pretrained}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError) as err:

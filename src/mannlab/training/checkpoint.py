@@ -25,7 +25,11 @@ from safetensors.numpy import load_file, save
 from mannlab.config import parse_config
 from mannlab.training import files
 
-FORMAT = "mannlab-checkpoint/1"
+FORMAT_NAME = "mannlab-checkpoint"
+FORMAT_VERSION = 1
+FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+"""The format tag in every checkpoint's metadata. The version goes up when
+the layout changes; a reader says which version a file has and which it reads."""
 
 
 class CheckpointError(ValueError):
@@ -137,9 +141,7 @@ def read_metadata(path: str | Path) -> dict:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({err})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a mannlab checkpoint (format tag "
-                              f"{meta.get('format')!r}, expected {FORMAT!r})")
+    check_format(path, meta.get("format"))
     for key, what in (("state", "training state"), ("config", "config")):
         if key not in meta:
             raise CheckpointError(f"{path}: corrupt checkpoint (no {what} in its metadata)")
@@ -149,6 +151,24 @@ def read_metadata(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: its training state has no 'step': not a checkpoint "
                               "this version of mannlab wrote")
     return meta
+
+
+def check_format(path: Path, tag: Any) -> None:
+    """CheckpointError unless `tag` is this version's `FORMAT`: a foreign
+    file, or a mannlab checkpoint of another format version (saying whether
+    mannlab is older or newer than the file)."""
+    if tag == FORMAT:
+        return
+    name, _, version = str(tag).partition("/")
+    if name != FORMAT_NAME or not version.isdigit():
+        raise CheckpointError(f"{path}: not a mannlab checkpoint (format tag {tag!r}, "
+                              f"expected {FORMAT!r})")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version} is newer than "
+                              f"this mannlab reads ({FORMAT_VERSION}): upgrade mannlab")
+    raise CheckpointError(f"{path}: checkpoint format version {version} is older than this "
+                          f"mannlab reads ({FORMAT_VERSION}) and has no migration: retrain, or "
+                          "load it with the mannlab version that wrote it")
 
 
 def _parse_state(path: Path, text: str) -> Any:

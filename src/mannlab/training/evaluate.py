@@ -14,7 +14,7 @@ from mannlab.config import ConfigError, RunConfig, build_model
 from mannlab.tasks.base import Batch, Task
 from mannlab.training.checkpoint import CheckpointError, load_params, read_metadata
 from mannlab.training.files import write_text_atomic
-from mannlab.training.rundir import CHECKPOINT_FILE, seed_of
+from mannlab.training.rundir import CHECKPOINT_FILE, is_pretrained, seed_of
 from mannlab.training.step import make_eval_step, stack_trees, unstack_tree
 
 IMAGE_SEED = 1410_5401
@@ -79,6 +79,24 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
             "task_kwargs": task_kwargs, "metrics": list(task.metric_names), "seeds": table}
 
 
+def heldout_metrics(config: RunConfig, seed_dirs: list[Path], size: int = 1000) -> dict:
+    """Every seed's metric means on the task's fixed held-out set (`Task.heldout`:
+    `size` sequences at the training lengths, the set training's convergence
+    is judged on).
+
+    Returns:
+      {seed_dir_name: {metric: mean}}
+    """
+    task = config.task.build()
+    params, static = load_models(config, task, seed_dirs)
+    eval_step = make_eval_step(static, task)
+    per_seq = [np.asarray(eval_step(params, jax.tree.map(jnp.asarray, b)))
+               for b in task.heldout(size)]
+    means = np.concatenate(per_seq, axis=-1).mean(-1)  # [S, K]
+    return {d.name: {n: float(means[i, k]) for k, n in enumerate(task.metric_names)}
+            for i, d in enumerate(seed_dirs)}
+
+
 def split_scores(config: RunConfig, seed_dirs: list[Path],
                  train_limit: int | None = None) -> dict:
     """The task's own scores (`Task.scores`, e.g. micro and weighted P / R /
@@ -111,7 +129,13 @@ def _outputs(params, static, batch: Batch):
 
 
 def save_eval(seed_dirs: list[Path], result: dict, name: str = "eval.json") -> None:
+    """Write each seed's part of `result` to its directory, stamped with the
+    checkpoint it was computed from; nothing is written to a pretrained
+    model's directory (the installed package: its evaluations are returned,
+    not saved)."""
     for d in seed_dirs:
+        if is_pretrained(d):
+            continue
         own = {**result, "seeds": {d.name: result["seeds"][d.name]},
                "checkpoint": checkpoint_stamp(d)}
         if "splits" in result:

@@ -13,6 +13,7 @@
 """
 
 import datetime
+import importlib.resources
 import json
 import re
 from pathlib import Path
@@ -41,6 +42,50 @@ SEEDS_FILE = "seeds.json"
 SEED_DIR = re.compile(r"seed-(0|[1-9][0-9]*)")
 """A seed's directory: ``seed-<k>`` exactly as `seed_dir` names it (not
 ``seed-old``, ``seed-07`` or ``seed-0.bak``, which are not the run's)."""
+
+
+PRETRAINED = "pretrained:"
+"""Prefix that names a model shipped in the package (``pretrained:ntm-copy``)
+wherever a run directory is accepted."""
+PRETRAINED_FILE = "pretrained.json"
+
+
+def pretrained_root() -> Path:
+    """The installed package's directory of pretrained models: read-only run
+    directories, one per model, each with a `PRETRAINED_FILE` saying how it
+    was trained (scripts/pretrained.py makes them)."""
+    return Path(str(importlib.resources.files("mannlab"))) / "pretrained"
+
+
+def pretrained_names() -> list[str]:
+    root = pretrained_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / PRETRAINED_FILE).is_file())
+
+
+def pretrained_dir(name: str) -> Path:
+    """The run directory of the shipped model `name`; ConfigError naming the
+    shipped ones if there is none of that name."""
+    names = pretrained_names()
+    if name not in names:
+        raise ConfigError(f"{PRETRAINED}{name}: no such pretrained model (shipped: "
+                          f"{', '.join(names)})")
+    return pretrained_root() / name
+
+
+def resolve_run(path: str | Path) -> Path:
+    """A run directory from a path or ``pretrained:NAME``."""
+    text = str(path)
+    if text.startswith(PRETRAINED):
+        return pretrained_dir(text.removeprefix(PRETRAINED))
+    return Path(path)
+
+
+def is_pretrained(path: Path) -> bool:
+    """Whether `path` (a run or seed directory) is a shipped pretrained model,
+    which nothing writes to."""
+    return pretrained_root().resolve() in Path(path).resolve().parents
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -99,9 +144,9 @@ def _remove_new_run(run: Path) -> None:
 
 
 def open_run(path: str | Path) -> tuple[Path, RunConfig, list[Path]]:
-    """Resolve RUN or RUN/seed-k into (run dir, config, seed dirs), checking
-    the run's files (`check_run_files`) first."""
-    path = Path(path)
+    """Resolve RUN, RUN/seed-k or ``pretrained:NAME`` into (run dir, config,
+    seed dirs), checking the run's files (`check_run_files`) first."""
+    path = resolve_run(path)
     if not path.exists():
         raise ConfigError(f"run directory not found: {path}")
     if not path.is_dir():
