@@ -77,7 +77,8 @@ def export(run: Path, dest: Path, record: dict) -> None:
     for name in ("summary.json", "eval.json"):  # eval.json: what `mannlab report` shows
         shutil.copy(seed_path / name, dest / seed_path.name / name)
     save_checkpoint(dest / seed_path.name / rundir.CHECKPOINT_FILE, params, (),
-                    {"step": state["step"], "seed": state["seed"]}, meta["config"])
+                    {"step": state["step"], "seed": state["seed"]}, meta["config"],
+                    json.loads(meta.get("inputs", "null")))
     (dest / "pretrained.json").write_text(json.dumps(record, indent=2) + "\n")
     assert load_config(dest / rundir.CONFIG_FILE) == config
 

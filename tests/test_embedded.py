@@ -1,4 +1,4 @@
-"""Embedded: token ids -> embedding -> any model; the word-vectors loader."""
+"""Embedded: token ids -> embedding -> any model."""
 
 import equinox as eqx
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mannlab.models.embedded import Embedded, load_word_vectors, wrap_for_task
+from mannlab.models.embedded import Embedded, wrap_for_task
 from mannlab.models.lstm import LSTM
 from mannlab.tasks.pos import POSTask
 from test_pos import DEV, TRAIN
@@ -50,37 +50,3 @@ def test_plain_tasks_are_not_wrapped():
 
     model = wrap_for_task(lstm_builder, CopyTask(), jax.random.PRNGKey(0))
     assert isinstance(model, LSTM)
-
-
-def test_frozen_embedding_gets_no_gradient():
-    model = Embedded(LSTM(3, 2, 4, 1, key=jax.random.PRNGKey(0)), np.ones((5, 3)),
-                     trainable=False)
-    xs = jnp.array([[1, 2], [3, 4]])
-    g = eqx.filter_jit(eqx.filter_grad(lambda m: m(xs, m.init_state(2))[0].sum()))(model)
-    assert float(jnp.abs(g.weight).sum()) == 0.0
-
-
-def test_vectors_file(tmp_path, files):
-    vec = tmp_path / "vectors.txt"
-    vec.write_text("3 2\nthe 0.5 -1\nRun 2 3\ncat 7 7\n")  # word2vec header
-    table, found = load_word_vectors(vec, ["<pad>", "<unk>", "run", "the"], lowercase=True)
-    assert found == 2 and table.shape == (4, 2)
-    np.testing.assert_allclose(table[3], [0.5, -1.0])
-    np.testing.assert_allclose(table[2], [2.0, 3.0])
-    task = POSTask(*files, vectors_path=str(vec))
-    model = wrap_for_task(lstm_builder, task, jax.random.PRNGKey(1))
-    assert model.weight.shape == (4, 2)
-    np.testing.assert_allclose(model.weight[3], [0.5, -1.0])
-
-
-def test_malformed_vectors_name_file_and_line(tmp_path):
-    vec = tmp_path / "glove.txt"
-    vec.write_text("the 0.5 -1\nrun 2\n")
-    with pytest.raises(ValueError, match=r"glove\.txt:2: expected 2 values"):
-        load_word_vectors(vec, ["run", "the"])
-    vec.write_text("the 0.5 -1\nrun 2 x\n")
-    with pytest.raises(ValueError, match=r"glove\.txt:2: not a number: 'x'"):
-        load_word_vectors(vec, ["run", "the"])
-    vec.write_text("")
-    with pytest.raises(ValueError, match="no word vectors"):
-        load_word_vectors(vec, ["run"])

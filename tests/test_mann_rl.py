@@ -28,6 +28,21 @@ def test_interface_and_trace():
     np.testing.assert_allclose(final.vector, trace.next_memory[-1])
 
 
+def test_the_no_memory_control_holds_the_memory_at_its_initial_value():
+    m = _model(memory_init=0.25, no_memory=True)
+    xs = jax.nn.one_hot(jnp.array([[0, 1], [2, 3], [4, 0]]), 5)
+    _, final, trace = m(xs, m.init_state(2), with_trace=True)
+    np.testing.assert_array_equal(trace.memory_vector, 0.25)
+    np.testing.assert_array_equal(final.vector, 0.25)
+    _, record, _ = m.train_sequence(xs, m.init_state(2), jnp.ones((3, 2), bool))
+    np.testing.assert_array_equal(record.memory, 0.25)
+    # each output depends only on the current input: reordering time changes nothing
+    ys, _ = m(xs, m.init_state(2))
+    ys_reversed, _ = m(xs[::-1], m.init_state(2))
+    np.testing.assert_allclose(ys, ys_reversed[::-1], rtol=1e-6)
+    assert not _model(memory_init=0.25).no_memory
+
+
 def test_evaluation_is_per_sequence():
     """Eval mode uses running averages: a sequence's output ignores its batch-mates."""
     m = _model(embedding_size=7)

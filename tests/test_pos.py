@@ -65,7 +65,7 @@ def test_most_frequent_tag_baseline_by_hand(files):
     task = POSTask(*files)
     table, default = most_frequent_tags(task.train_sentences, lowercase=True)
     assert table["run"] == "VERB" and table["the"] == "DET" and default == "VERB"
-    base = task.most_frequent_tag_baseline()
+    base = task.baselines()["most-frequent tag"]
     # train: only "the run" -> run tagged VERB (gold NOUN) is wrong: 11 / 12
     assert base["train"]["accuracy"] == pytest.approx(11 / 12)
     assert base["train"]["micro_f1"] == pytest.approx(11 / 12)
@@ -96,5 +96,75 @@ def test_config_builds(files):
 
 
 def test_ewt_baseline_matches_paper():
-    base = POSTask().most_frequent_tag_baseline()
+    base = POSTask().baselines()["most-frequent tag"]
     assert base["train"]["micro_f1"] == pytest.approx(0.92, abs=0.01)  # paper: 0.92
+
+
+def test_word_only_oracle_by_hand(files):
+    """The per-id majority tag on the split itself: through min_count 2, the
+    words seen once share <unk> and so share one guess."""
+    task = POSTask(*files, min_count=2)
+    oracle = task.baselines()["word-only oracle"]
+    # train ids: the x2 (DET DET), run x3 (NOUN VERB VERB: one wrong), <unk> x7
+    # (dog NOUN, runs VERB, dogs NOUN, . PUNCT, do AUX, n't PART, sleep VERB:
+    # majority NOUN or VERB, 2 each -> NOUN, the lower index; 5 wrong): 6 / 12
+    assert oracle["train"]["accuracy"] == pytest.approx(6 / 12)
+    every_word = POSTask(*files, min_count=1).baselines()["word-only oracle"]
+    assert every_word["train"]["accuracy"] == pytest.approx(11 / 12)  # only "run" ambiguous
+    assert every_word["heldout"]["accuracy"] == 1.0  # no dev word has two tags
+
+
+def vectors_file(tmp_path):
+    path = tmp_path / "vectors.txt"
+    # the vectors know "the", "cat" (a dev-only word) and "Run" (cased)
+    path.write_text("3 2\nthe 0.5 -1\ncat 7 7\nRun 2 3\n")  # a word2vec header first
+    return str(path)
+
+
+def test_with_vectors_held_out_words_get_their_vector(tmp_path, files):
+    task = POSTask(*files, vectors=vectors_file(tmp_path), min_count=1)
+    assert task.embedding is None and task.input_size == 2
+    # own ids: training words the vectors lack (every one: min_count 1)
+    assert "the" not in task.word_index and "run" not in task.word_index
+    assert "dog" in task.word_index and "sleep" in task.word_index
+    own = len(task.word_index)
+    cat, the, run, unk = task.encode(["cat", "THE", "run", "zebra"])
+    assert (cat, the, run) == (own + 1, own + 0, own + 2)  # cat: a held-out word, not <unk>
+    assert unk == task.word_index[UNK]
+    np.testing.assert_allclose(task.lookup(np.array([cat, the, run])),
+                               [[7, 7], [0.5, -1], [2, 3]])
+    (b,) = [b for b in task.eval_batches(8)]
+    assert b.inputs.dtype == np.float32 and b.inputs.shape == (3, 2, 2)
+    np.testing.assert_allclose(b.inputs[:, 1], [[0.5, -1], [7, 7], task.lookup(
+        task.encode(["runs"]))[0]])  # "The cat runs"
+    assert not b.inputs[2, 0].any()  # padding after "Run ."
+    assert task.inputs_fingerprint["vectors"]["words"] == 3
+    rare = POSTask(*files, vectors=vectors_file(tmp_path), min_count=2)
+    assert list(rare.word_index) == ["<pad>", "<unk>"]  # every word seen twice has a vector
+
+
+def test_missing_or_malformed_vectors_name_file_and_line(tmp_path, files):
+    from mannlab.tasks.vectors import VectorsError, read_text_vectors
+
+    with pytest.raises(VectorsError, match="word vectors file not found: .*nope.txt"):
+        POSTask(*files, vectors=str(tmp_path / "nope.txt"))
+    vec = tmp_path / "glove.txt"
+    for text, message in (("the 0.5 -1\nrun 2\n", r"glove\.txt:2: expected 2 values"),
+                          ("the 0.5 -1\nrun 2 x\n", r"glove\.txt:2: not a number: 'x'"),
+                          ("", "no word vectors"),
+                          ("the\n", r"glove\.txt:1: word 'the' has no values")):
+        vec.write_text(text)
+        with pytest.raises(VectorsError, match=message):
+            read_text_vectors(vec)
+
+
+def test_a_learned_embedding_starts_with_unit_variance(files):
+    import jax
+
+    from mannlab.models.embedded import wrap_for_task
+    from mannlab.models.lstm import LSTM
+
+    task = POSTask(*files, min_count=1, embedding_size=512)
+    model = wrap_for_task(lambda i, o, key: LSTM(i, o, 4, 1, key=key), task,
+                          jax.random.PRNGKey(0))
+    assert float(np.std(np.asarray(model.weight))) == pytest.approx(1.0, abs=0.05)

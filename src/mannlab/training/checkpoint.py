@@ -41,19 +41,19 @@ def _tensors(prefix: str, tree: Any) -> dict[str, np.ndarray]:
 
 
 def save_checkpoint(path: str | Path, params: Any, opt_state: Any, state: dict,
-                    config_json: str) -> None:
+                    config_json: str, inputs: dict | None = None) -> None:
     """Write params, optimiser state and training `state` (JSON-able) to `path`.
 
     The file is written to a temporary name in the same directory, flushed to
     disk and renamed over `path`, so a crash (or power loss) leaves either the
     old checkpoint or the new one, never a half-written file.
     """
-    save_checkpoints([(path, params, opt_state, state, config_json)])
+    save_checkpoints([(path, params, opt_state, state, config_json, inputs)])
 
 
 def save_checkpoints(checkpoints: list[tuple]) -> None:
     """`save_checkpoint` for several (path, params, opt_state, state,
-    config_json) at once, as a run saves its seeds: every file is written
+    config_json, inputs) at once, as a run saves its seeds: every file is written
     before any replaces its old one, so training stopped while saving leaves
     no seed without its checkpoint; if writing one fails, the temporary files
     already written are removed."""
@@ -72,13 +72,14 @@ def save_checkpoints(checkpoints: list[tuple]) -> None:
 
 
 def _write_temporary(path: str | Path, params: Any, opt_state: Any, state: dict,
-                     config_json: str) -> tuple[Path, Path]:
+                     config_json: str, inputs: dict | None) -> tuple[Path, Path]:
     """Write a checkpoint for `path` under a temporary name beside it, flushed
     to disk, with the permissions of a normal new file. Returns (temporary,
     path)."""
     path = Path(path)
     tensors = {**_tensors("params", params), **_tensors("opt", opt_state)}
-    meta = {"format": FORMAT, "state": json.dumps(state), "config": config_json}
+    meta = {"format": FORMAT, "state": json.dumps(state), "config": config_json,
+            "inputs": json.dumps(inputs)}
     data = save(tensors, metadata=meta)
     tmp = path.parent / f".ckpt-{uuid.uuid4().hex}.tmp"
     try:
@@ -237,14 +238,30 @@ def _fill(path: Path, prefix: str, skeleton: Any, tensors: dict) -> Any:
     return jax.tree.unflatten(treedef, out)
 
 
-def load_params(path: str | Path, params_skeleton: Any, config=None) -> Any:
+def check_inputs(path: Path, meta: dict, inputs: dict | None) -> None:
+    """CheckpointError unless the checkpoint was trained on the input features
+    `inputs` (`Task.inputs_fingerprint`: frozen word vectors)."""
+    try:
+        stored = json.loads(meta.get("inputs", "null"))
+    except ValueError:
+        raise CheckpointError(f"{path}: corrupt checkpoint (its inputs record is not JSON)") \
+            from None
+    if stored != inputs:
+        raise CheckpointError(f"{path}: trained on inputs {json.dumps(stored)}, but this task "
+                              f"gives {json.dumps(inputs)}: the word vectors differ")
+
+
+def load_params(path: str | Path, params_skeleton: Any, config=None,
+                inputs: dict | None = None) -> Any:
     """Only the parameters (for evaluation: any optimiser state may be stored).
     With `config`, its model section must be the one the checkpoint was
-    written with."""
+    written with, and the task's input features `inputs` those it was
+    trained on (`check_inputs`)."""
     path = Path(path)
     meta = read_metadata(path)
     if config is not None:
         check_config(path, meta, config, sections=("model",))
+        check_inputs(path, meta, inputs)
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
@@ -253,7 +270,8 @@ def load_params(path: str | Path, params_skeleton: Any, config=None) -> Any:
 
 
 def load_checkpoint(path: str | Path, params_skeleton: Any, opt_skeleton: Any, config=None,
-                    may_differ: tuple[str, ...] = (), seed: int | None = None):
+                    may_differ: tuple[str, ...] = (), seed: int | None = None,
+                    inputs: dict | None = None):
     """Load into the shapes of the skeletons: (params, opt_state, state dict).
     With `config`, the checkpoint's stored config must equal it except in the
     fields `may_differ` (`check_config`), and the training state must have
@@ -264,6 +282,7 @@ def load_checkpoint(path: str | Path, params_skeleton: Any, opt_skeleton: Any, c
     meta = read_metadata(path)
     if config is not None:
         check_config(path, meta, config, ignore=may_differ)
+        check_inputs(path, meta, inputs)
     state = _parse_state(path, meta["state"])
     check_state(path, state, complete=config is not None,
                 mann_rl=config is not None and config.model.learner == "mann_rl")

@@ -30,7 +30,7 @@ def load_models(config: RunConfig, task: Task, seed_dirs: list[Path]):
     params_list, static = [], None
     for d in seed_dirs:
         params, static = eqx.partition(build_model(config, task, seed_of(d)), eqx.is_array)
-        loaded = load_params(d / CHECKPOINT_FILE, params, config)
+        loaded = load_params(d / CHECKPOINT_FILE, params, config, task.inputs_fingerprint)
         if not all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(loaded)):
             raise CheckpointError(f"{d / CHECKPOINT_FILE}: its parameters are not all finite "
                                   f"(the run diverged); nothing to evaluate")

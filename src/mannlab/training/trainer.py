@@ -170,7 +170,8 @@ class Trainer:
         for i, (progress, path) in enumerate(zip(self.seeds, paths)):
             p_skel, a_skel, _ = self.learner.seed_state(i)
             params, arrays, state = load_checkpoint(path, p_skel, a_skel, self.config,
-                                                    BUDGET_FIELDS, seed=progress.seed)
+                                                    BUDGET_FIELDS, seed=progress.seed,
+                                                    inputs=self.task.inputs_fingerprint)
             self.learner.restore_seed(i, params, arrays, state)
             progress.restore(state)
 
@@ -190,7 +191,8 @@ class Trainer:
                 self._diverge(i, p.step, "parameters")
                 continue
             checkpoints.append((d / CHECKPOINT_FILE, params, arrays,
-                                {**p.to_json(), **extras}, self.config_json))
+                                {**p.to_json(), **extras}, self.config_json,
+                                self.task.inputs_fingerprint))
         save_checkpoints(checkpoints)
         for writer in self.writers:
             writer.flush()
