@@ -7,6 +7,7 @@
     mannlab report RUN [RUN ...] -o report.html
     mannlab configs
     mannlab pretrained
+    mannlab sweep SWEEP.yaml [--dir DIR] [--address ADDR --storage PATH_OR_URI]
 """
 
 import argparse
@@ -18,7 +19,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from mannlab import api, pretrained, runtime
+from mannlab import api, pretrained, runtime, sweep
 from mannlab.config import ConfigError, shipped_configs
 from mannlab.training.checkpoint import CheckpointError
 from mannlab.training.trainer import TrainingInterrupted
@@ -84,7 +85,17 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
                                 description="list the configs that ship with mannlab")
     p = argparse.ArgumentParser(prog="mannlab pretrained",
                                 description="list the trained models that ship with mannlab")
-    return {"train": t, "eval": e, "show": s, "report": r, "configs": c, "pretrained": p}
+    w = argparse.ArgumentParser(prog="mannlab sweep",
+                                description="run a sweep of configurations x seeds on Ray")
+    w.add_argument("sweep", help="sweep file (docs/sweeps.md) or shipped sweep name")
+    w.add_argument("--dir", help="sweep directory (default: sweeps/<sweep name>); the same "
+                   "command again skips finished trials and resumes interrupted ones")
+    w.add_argument("--address", help="a running Ray cluster, as ray.init takes it (default: "
+                   "start Ray on this machine, one trial per core)")
+    w.add_argument("--storage", help="with --address: a path or S3-style URI every node "
+                   "sees, for Tune's checkpoints (its storage_path)")
+    return {"train": t, "eval": e, "show": s, "report": r, "configs": c, "pretrained": p,
+            "sweep": w}
 
 
 def _parser(commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -253,11 +264,26 @@ def cmd_pretrained(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    started = time.perf_counter()
+    done = sweep.run_sweep(args.sweep, args.dir, args.address, args.storage)
+    _console().print(sweep.results.summary_table(done.data))
+    print(f"{done.path}/sweep.json, sweep.csv; trials in {done.path}/trials; wall clock "
+          f"{time.perf_counter() - started:.1f} s")
+    for t in done.errors:
+        print(f"mannlab: trial {t['id']} failed: {t['error']}", file=sys.stderr)
+    if done.pending:
+        print(f"mannlab: sweep interrupted with {len(done.pending)} trial(s) to go; run the "
+              f"same command again to continue", file=sys.stderr)
+        return 130
+    return 1 if done.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runtime.configure(args.threads)
     commands = {"train": cmd_train, "eval": cmd_eval, "show": cmd_show, "report": cmd_report,
-                "configs": cmd_configs, "pretrained": cmd_pretrained}
+                "configs": cmd_configs, "pretrained": cmd_pretrained, "sweep": cmd_sweep}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError) as err:
