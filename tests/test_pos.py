@@ -168,3 +168,28 @@ def test_a_learned_embedding_starts_with_unit_variance(files):
     model = wrap_for_task(lambda i, o, key: LSTM(i, o, 4, 1, key=key), task,
                           jax.random.PRNGKey(0))
     assert float(np.std(np.asarray(model.weight))) == pytest.approx(1.0, abs=0.05)
+
+
+def test_score_every_logs_a_learning_curve_in_f1(tmp_path, files):
+    import json
+
+    import mannlab
+
+    config = parse_config({
+        "task": {"name": "pos", "train_path": files[0], "heldout_path": files[1],
+                 "vectors": vectors_file(tmp_path), "min_count": 1, "length_buckets": 1},
+        "model": {"name": "lstm", "hidden_size": 8},
+        "train": {"optimizer": "adam", "learning_rate": 0.05, "batch_size": 4,
+                  "max_steps": 200, "eval_every": 20, "score_every": 100, "eval_size": 2,
+                  "log_every": 10, "converge_at": None, "log_images": False}})
+    run = mannlab.train(config, run_dir=tmp_path / "run")
+    records = [json.loads(line) for line in
+               (run.path / "seed-0/metrics.jsonl").read_text().splitlines()]
+    curve = [(r["split"], r["step"]) for r in records if r["split"].startswith("scores_")]
+    assert curve == [("scores_train", 100), ("scores_heldout", 100), ("scores_train", 200),
+                     ("scores_heldout", 200)]
+    last = [r for r in records if r["split"] == "scores_train"][-1]
+    assert last["micro_f1"] > 0.9  # 12 training tokens, learnt
+    with pytest.raises(Exception, match=r"score_every \(25\) must be a multiple of eval_every"):
+        parse_config({"task": {"name": "copy"}, "model": {"name": "lstm"},
+                      "train": {"eval_every": 10, "score_every": 25}})

@@ -21,6 +21,7 @@ from mannlab.config import ConfigError, RunConfig, build_model, find_config, loa
 from mannlab.training import rundir
 from mannlab.training.checkpoint import load_params, remove_stale_temporaries
 from mannlab.training.evaluate import (
+    SplitScorer,
     checkpoint_stamp,
     generalisation,
     save_eval,
@@ -75,6 +76,10 @@ def make_trainer(run: Path, config: RunConfig, seeds: list[int], progress: bool 
                       resume=resume, restart=restart)
     if config.train.log_images:
         trainer.on_eval.append(SequenceImageLogger(trainer))
+    if config.train.score_every:
+        trainer.on_eval.append(SplitScorer(trainer.task, trainer.learner.static,
+                                           config.train.score_train_limit,
+                                           config.train.score_every))
     return trainer
 
 

@@ -297,6 +297,11 @@ class MannRLRecipe(Strict):
     memory_decay: float = Field(0.99, gt=0, lt=1, description="RMSprop decay (PyTorch alpha)")
     target_gradient: bool = Field(
         False, description="let gradients flow through the expected memory (DQN: no)")
+    schedule: Literal["batches", "time_steps"] = Field(
+        "batches", description="what settle and history count, which the paper leaves open "
+        "(its text: batches; its tables: time steps): batches, one action update per batch of "
+        "sequences; time_steps, one action update per time step (the batch's rows at that "
+        "step), the cycle and the buffer counted in time steps")
 
 
 class TrainConfig(Strict):
@@ -317,12 +322,25 @@ class TrainConfig(Strict):
     window: int = Field(1000, ge=1, description="sliding-window length for averages, in steps")
     log_images: bool = Field(
         True, description="TensorBoard images of a test sequence at every evaluation")
+    score_every: int | None = Field(
+        None, ge=1, description="every this many steps (a multiple of eval_every), the task's "
+        "own scores on its splits (the language tasks' F1) go to the records as scores_train "
+        "and scores_heldout: a learning curve in the paper's metric")
+    score_train_limit: int | None = Field(
+        2000, ge=1, description="score_every scores the first this many training examples")
     steps_per_call: int = Field(
         1, ge=1, description="training steps run in one compiled call (a lax.scan over "
         "steps): the host's per-call cost is paid once per this many steps; the steps of a "
         "call are padded to the longest of their batches")
     mann_rl: MannRLRecipe | None = Field(
         None, description="MANN-RL's memory-net recipe (model mann_rl only; defaults filled in)")
+
+    @model_validator(mode="after")
+    def _scores_align(self):
+        if self.score_every is not None and self.score_every % self.eval_every:
+            raise ValueError(f"score_every ({self.score_every}) must be a multiple of "
+                             f"eval_every ({self.eval_every})")
+        return self
 
     @model_validator(mode="after")
     def _boundaries_align(self):

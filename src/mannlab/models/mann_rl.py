@@ -313,6 +313,32 @@ class MannRL(SequenceModel):
         return logits.reshape(T, B, -1), record, new
 
 
+    def train_time_step(self, x: jnp.ndarray, m: jnp.ndarray, valid: jnp.ndarray):
+        """Training mode for one time step of a batch (the ``time_steps``
+        schedule of `mannlab.training.mann_rl`): the action network on the
+        batch statistics of the valid rows, the memory rolled on as in
+        evaluation, the memory-net's running averages moved towards its
+        statistics on those rows.
+
+        Args:
+          x: [B, I]; m: [B, D] the memory read; valid: [B] bool (False on
+            padding: memory kept, no statistics).
+        Returns:
+          (logits [B, O], next memory [B, D], what the memory-net saw of the
+          output [B, O], model with the updated running averages). Gradients
+          reach only the action network.
+        """
+        logits, action = self.action(x, m, valid, True)
+        out = self.feed(logits)
+        m_next, _ = self.memory(x, out, m)
+        _, memory = self.memory(x, out, m, valid, True)
+        keep = jnp.logical_or(~valid, self.no_memory)[:, None]
+        m_next = jax.lax.stop_gradient(jnp.where(keep, m, m_next))
+        new = eqx.tree_at(lambda mm: (mm.action, mm.memory), self,
+                          (action, jax.lax.stop_gradient(memory)))
+        return logits, m_next, out, new
+
+
 # ---------------------------------------------------------------- parameter groups
 def _label(path) -> str:
     names = [getattr(k, "name", str(k)) for k in path]

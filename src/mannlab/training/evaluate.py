@@ -108,17 +108,47 @@ def split_scores(config: RunConfig, seed_dirs: list[Path],
       scores}}}; both empty for tasks without splits (the generated tasks).
     """
     task = config.task.build()
-    splits = {name: batches for name, batches in task.splits(train_limit).items() if batches}
-    if not splits:
+    if not any(task.splits(1).values()):
         return {"seeds": {}, "baselines": {}}
     params, static = load_models(config, task, seed_dirs)
-    run = jax.jit(jax.vmap(lambda p, b: _outputs(p, static, b), in_axes=(0, None)))
-    per_seed = {d.name: {} for d in seed_dirs}
-    for split, batches in splits.items():
-        outputs = [(np.asarray(run(params, jax.tree.map(jnp.asarray, b))), b) for b in batches]
-        for i, d in enumerate(seed_dirs):
-            per_seed[d.name][split] = task.scores([(ys[i], b) for ys, b in outputs])
-    return {"seeds": per_seed, "baselines": task.baselines()}
+    scores = SplitScorer(task, static, train_limit).scores(params)
+    return {"seeds": {d.name: scores[i] for i, d in enumerate(seed_dirs)},
+            "baselines": task.baselines()}
+
+
+class SplitScorer:
+    """The task's own scores (`Task.scores`) on each of its fixed splits
+    (`Task.splits`, the training split limited to its first `train_limit`
+    examples). Called as a training-loop `EvalHook` (``train.score_every``),
+    it logs each evaluated seed's scores, at steps that are multiples of
+    `every`, as ``scores_<split>`` records."""
+
+    def __init__(self, task: Task, static, train_limit: int | None = None, every: int = 1):
+        self.task, self.every = task, every
+        self.splits = {n: b for n, b in task.splits(train_limit).items() if b}
+        self._run = jax.jit(jax.vmap(lambda p, b: _outputs(p, static, b), in_axes=(0, None)))
+
+    def scores(self, params) -> list[dict]:
+        """``[{split: scores}]``, one per seed of stacked `params` [S, ...]."""
+        per_seed: list[dict] = []
+        for split, batches in self.splits.items():
+            outputs = [(np.asarray(self._run(params, jax.tree.map(jnp.asarray, b))), b)
+                       for b in batches]
+            per_seed = per_seed or [{} for _ in range(outputs[0][0].shape[0])]
+            for i, scores in enumerate(per_seed):
+                scores[split] = self.task.scores([(ys[i], b) for ys, b in outputs])
+        return per_seed
+
+    def __call__(self, trainer, seeds: list[int]) -> None:
+        seeds = [i for i in seeds if trainer.seeds[i].step % self.every == 0]
+        if not seeds:
+            return
+        scores = self.scores(trainer.learner.params())
+        for i in seeds:
+            p = trainer.seeds[i]
+            for split, values in scores[i].items():
+                trainer.writers[i].log({"split": f"scores_{split}", "step": p.step,
+                                        "seconds": round(p.seconds, 3), **values})
 
 
 def _outputs(params, static, batch: Batch):

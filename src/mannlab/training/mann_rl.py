@@ -34,6 +34,15 @@ The training dance, in units of action-network batches (``step``):
     memory  right after the last buffer batch: `memory_train_iterations`
             memory-net updates; the buffer is cleared and the cycle restarts
 
+The paper's text counts the settle period in batches, its tables ("settle:
+number of time steps before buffering history") in time steps. ``schedule:
+time_steps`` is that second reading: within each batch of sequences the
+action network takes one update per time step (on the batch's rows at that
+step, `MannRL.train_time_step`), and the settle / buffer / memory cycle
+advances by time steps, so a memory phase may fall inside a batch; the
+buffer then holds `history` time steps [1, history, B, ...], whose
+consecutive slots are a pair when they are steps t and t+1 of one sequence.
+
 `MannRLLearner` is this recipe as the training loop's update step
 (`mannlab.training.step.Learner`): the loop (`mannlab.training.trainer`)
 gives MANN-RL the same run directory, records, evaluation, early stopping,
@@ -231,6 +240,46 @@ def make_memory_step(static, mcfg: MannRLRecipe, optimizer, memory_spec):
     return jax.jit(step, donate_argnums=(0, 1))
 
 
+def make_action_time_step(static, optimizer, action_spec):
+    """jit ``(params, opt, x [B, ...], m [B, D], targets [B], loss_mask [B],
+    valid [B]) -> (params, opt, logits [B, O], next memory, input as the
+    memory-net saw it [B, I], output as it saw it [B, O], loss per row [B],
+    gradient norm)``: one action update on one time step (``time_steps``)."""
+
+    def step(params, opt_state, x, m, targets, loss_mask, valid):
+        action_p, rest = eqx.partition(params, action_spec)
+
+        def loss_fn(ap):
+            model = eqx.combine(ap, rest, static)
+            seen = model.embed(x) if isinstance(model, Embedded) else x
+            logits, m_next, out, new_inner = _inner(model).train_time_step(seen, m, valid)
+            nll = per_step_loss(logits[None], targets[None], loss_mask[None])[0]
+            new_arrays = eqx.filter(_with_inner(model, new_inner), eqx.is_array)
+            return nll.sum() / jnp.maximum(loss_mask.sum(), 1.0), (
+                logits, m_next, jax.lax.stop_gradient(seen), out, nll, new_arrays)
+
+        (_, (logits, m_next, seen, out, nll, new_arrays)), grads = jax.value_and_grad(
+            loss_fn, has_aux=True)(action_p)
+        updates, opt_state = optimizer.update(grads, opt_state, action_p)
+        action_p = optax.apply_updates(action_p, updates)
+        _, others = eqx.partition(new_arrays, action_spec)
+        return (eqx.combine(action_p, others), opt_state, jax.lax.stop_gradient(logits),
+                m_next, seen, out, jax.lax.stop_gradient(nll), optax.tree.norm(grads))
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+@jax.jit
+def _write_time_step(buf, slot, memory, inputs, outputs, targets, loss, valid):
+    """Put one time step's states [B, ...] into slot `slot` of a ``time_steps``
+    buffer [1, history, B, ...]; `valid` [B]: this step and the next slot's
+    are steps t and t+1 of one sequence."""
+    put = lambda dst, src: dst.at[0, slot].set(src.astype(dst.dtype))
+    return History(put(buf.memory, memory), put(buf.inputs, inputs),
+                   put(buf.outputs, outputs), put(buf.targets, targets),
+                   put(buf.loss, loss), put(buf.valid, valid))
+
+
 @jax.jit
 def _write(buf, slot, record, targets, loss, step_mask):
     return write_slot(buf, slot, record, targets, loss, step_mask)
@@ -284,14 +333,18 @@ class MannRLLearner:
                                              self.action_spec)
         self._memory_step = make_memory_step(self.static, self.recipe, self.memory_optimizer,
                                              self.memory_spec)
+        self._action_time_step = make_action_time_step(self.static, self.action_optimizer,
+                                                       self.action_spec)
 
     def _fresh_state(self, model, seed: int) -> SeedState:
         params = eqx.filter(model, eqx.is_array)
         action_p, _ = eqx.partition(params, self.action_spec)
         memory_p, _ = eqx.partition(params, self.memory_spec)
         in_size = model.weight.shape[1] if isinstance(model, Embedded) else self.task.input_size
-        hist = empty_history(self.recipe.history, self.task.max_time_steps, self.cfg.batch_size,
-                             _inner(model).memory_size, in_size, self.task.output_size)
+        slots, steps = ((self.recipe.history, self.task.max_time_steps)
+                        if self.recipe.schedule == "batches" else (1, self.recipe.history))
+        hist = empty_history(slots, steps, self.cfg.batch_size, _inner(model).memory_size,
+                             in_size, self.task.output_size)
         return SeedState(params, self.action_optimizer.init(action_p),
                          self.memory_optimizer.init(memory_p), hist,
                          jax.random.PRNGKey(seed + 7919))
@@ -334,7 +387,10 @@ class MannRLLearner:
     # ------------------------------------------------------------ one batch
     def train_batch(self, i: int, batch) -> tuple[StepOutput, str]:
         """One action-network batch of seed `i`, then memory training if the
-        cycle ends there. Returns the action output and the batch's phase."""
+        cycle ends there. Returns the action output and the batch's phase
+        (``time_steps``: the phase of its first time step)."""
+        if self.recipe.schedule == "time_steps":
+            return self.train_time_steps(i, batch)
         st, m = self.states[i], self.recipe
         phase = cycle_phase(st.cycle, m.settle, m.history)
         batch = jax.tree.map(jnp.asarray, batch)
@@ -345,14 +401,56 @@ class MannRLLearner:
             st = st._replace(history=_write(st.history, st.cycle - m.settle, record,
                                             batch.targets, step_loss, batch.step_mask))
         if ends_cycle(st.cycle, m.settle, m.history):
-            if m.memory_train_iterations:
-                params, memory_opt, loss, key = self._memory_step(
-                    st.params, st.memory_opt, st.history, st.key)
-                st = st._replace(params=params, memory_opt=memory_opt, key=key,
-                                 memory_loss=float(loss),
-                                 memory_updates=st.memory_updates + m.memory_train_iterations)
-            st = st._replace(history=_clear(st.history), cycle=0)
+            st = self._memory_phase(st)
         else:
             st = st._replace(cycle=st.cycle + 1)
         self.states[i] = st
         return out, phase
+
+    def _memory_phase(self, st: SeedState) -> SeedState:
+        """The memory-net updates that end a cycle, then an empty buffer."""
+        m = self.recipe
+        if m.memory_train_iterations:
+            params, memory_opt, loss, key = self._memory_step(
+                st.params, st.memory_opt, st.history, st.key)
+            st = st._replace(params=params, memory_opt=memory_opt, key=key,
+                             memory_loss=float(loss),
+                             memory_updates=st.memory_updates + m.memory_train_iterations)
+        return st._replace(history=_clear(st.history), cycle=0)
+
+    def train_time_steps(self, i: int, batch) -> tuple[StepOutput, str]:
+        """One batch of seed `i` under the ``time_steps`` schedule: an action
+        update per time step that has a valid row, the cycle advancing per time
+        step (a memory phase may fall between two steps of the batch)."""
+        st, m = self.states[i], self.recipe
+        first = cycle_phase(st.cycle, m.settle, m.history)
+        mask = np.asarray(batch.step_mask)
+        steps = int(mask.any(axis=1).sum())  # the rest is padding of every row
+        memory = _inner(eqx.combine(st.params, self.static)).init_state(mask.shape[1]).vector
+        logits, norms = [], []
+        for t in range(steps):
+            phase = cycle_phase(st.cycle, m.settle, m.history)
+            params, action_opt, ys, memory_next, seen, out, nll, norm = self._action_time_step(
+                st.params, st.action_opt, batch.inputs[t], memory, batch.targets[t],
+                batch.loss_mask[t], mask[t])
+            st = st._replace(params=params, action_opt=action_opt)
+            if phase == "buffer":
+                slot = st.cycle - m.settle
+                pair = (mask[t] & mask[t + 1] if t + 1 < steps and slot + 1 < m.history
+                        else np.zeros_like(mask[t]))
+                st = st._replace(history=_write_time_step(
+                    st.history, slot, memory, seen, out, batch.targets[t], nll, pair))
+            if ends_cycle(st.cycle, m.settle, m.history):
+                st = self._memory_phase(st)
+            else:
+                st = st._replace(cycle=st.cycle + 1)
+            memory = memory_next
+            logits.append(ys)
+            norms.append(norm)
+        self.states[i] = st
+        ys = jnp.stack(logits + [jnp.zeros_like(logits[0])] * (mask.shape[0] - steps))
+        batch = jax.tree.map(jnp.asarray, batch)
+        loss, metrics = self.task.loss(ys, batch)
+        means = jnp.stack([metrics[k].mean() for k in self.task.metric_names])
+        return StepOutput(loss, means, jnp.mean(jnp.stack(norms))), first
+

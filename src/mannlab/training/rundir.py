@@ -209,7 +209,8 @@ def read_seed_results(path: Path) -> list[dict]:
 
 
 BUDGET_FIELDS = ("train.max_steps", "train.max_seconds", "train.converge_at",
-                 "train.eval_every", "train.log_every", "train.checkpoint_every")
+                 "train.eval_every", "train.log_every", "train.checkpoint_every",
+                 "train.score_every", "train.score_train_limit")
 """What `--resume` may change: when to stop and how often to look, never the maths."""
 
 
