@@ -73,3 +73,8 @@ def test_the_wheel_holds_the_configs_and_the_data(tmp_path):
     for name in PACKAGED + LICENCES:
         assert f"mannlab/data/{name}" in names, name
     assert "mannlab/configs/ntm-copy.yaml" in names and "mannlab/configs/mann-rl-pos.yaml" in names
+    for name in ("ntm-copy", "dnc-repeat-copy", "lstm-copy"):
+        for part in ("config.yaml", "pretrained.json", "seed-0/checkpoint.safetensors",
+                     "seed-0/eval.json"):
+            assert f"mannlab/pretrained/{name}/{part}" in names, (name, part)
+    assert wheel.stat().st_size < 10_000_000  # the whole wheel, without extras
