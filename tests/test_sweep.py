@@ -237,7 +237,15 @@ def finish(proc: subprocess.Popen, timeout: float = 150) -> tuple[int, str, str]
 
 
 @pytest.fixture(scope="module")
-def finished_sweep(tmp_path_factory):
+def compiled(tmp_path_factory):
+    """The tiny config's programs in the session's compilation cache (which
+    trial processes share): trials load them instead of compiling."""
+    api.train(tiny_config(log_images=False, max_steps=20),
+              run_dir=tmp_path_factory.mktemp("warm") / "run")
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, compiled):
     """2 configurations (one converges at its first evaluation, one trains
     to its budget) x 2 seeds, evaluated at lengths 2 and 5."""
     tmp = tmp_path_factory.mktemp("sweep")
@@ -288,7 +296,7 @@ def test_a_sweep_table_matches_the_trials_own_results(finished_sweep):
     assert by_id["c0"]["converged"] == 2 and by_id["c0"]["steps_to_converge"]["median"] == 20
     assert by_id["c1"]["converged"] == 0 and by_id["c1"]["not_converged"] == 2
     csv_rows = (out_dir / "sweep.csv").read_text().splitlines()
-    assert len(csv_rows) == 5 and csv_rows[1].startswith("c0-s3,c0,train.converge_at=10.0,3,")
+    assert len(csv_rows) == 5 and csv_rows[1].startswith("c0-s3,c0,train.converge_at=10,3,converged,20,")
 
 
 @pytest.mark.slow
@@ -331,7 +339,7 @@ def reports(result_json: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_killed_worker_and_interrupted_sweep_resume_exactly(tmp_path):
+def test_killed_worker_and_interrupted_sweep_resume_exactly(tmp_path, compiled):
     """c0 is short; c1 long. c1's worker is killed (kill -9) after its first
     checkpoint and retried; once c0 has finished and c1's retry has saved
     again, the sweep itself is interrupted (SIGINT). Run again, it trains only
