@@ -17,10 +17,10 @@ run() {  # name config overrides...
     train.max_seconds="$SECONDS_" --run-dir "$OUT/$name" --no-progress
   .venv/bin/mannlab eval "$OUT/$name" --lengths > /dev/null
 }
-run mann-rl mann-rl-pos
-run mann-rl-time-steps mann-rl-pos train.mann_rl.schedule=time_steps
-run mann-rl-no-memory mann-rl-pos model.no_memory=true
-run lstm lstm-pos
-run ntm ntm-pos
+run mann-rl mann-rl-pos-glove
+run mann-rl-time-steps mann-rl-pos-glove train.mann_rl.schedule=time_steps
+run mann-rl-no-memory mann-rl-pos-glove model.no_memory=true
+run lstm lstm-pos task.vectors=glove-6b-50d
+run ntm ntm-pos task.vectors=glove-6b-50d
 .venv/bin/python benchmarks/results_table.py --curves "$OUT"/mann-rl "$OUT"/mann-rl-time-steps \
   "$OUT"/mann-rl-no-memory "$OUT"/lstm "$OUT"/ntm | tee "$OUT/results.md"
