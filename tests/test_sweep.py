@@ -308,6 +308,22 @@ def test_a_trial_is_an_ordinary_run_directory(finished_sweep, tmp_path):
 
 
 @pytest.mark.slow
+def test_report_of_a_sweep(finished_sweep, tmp_path):
+    out_dir, _, _ = finished_sweep
+    page = tmp_path / "sweep.html"
+    assert main(["report", str(out_dir), "-o", str(page)]) == 0
+    text = page.read_text()
+    for fig in ("fig-success", "fig-time", "fig-curves"):
+        assert f'<figure id="{fig}"><img' in text and "data:image/png;base64," in text
+    summary = text[text.index('<table id="table-summary">'):text.index("</table>")]
+    assert summary.count("<tr>") == 3  # header and two configurations
+    assert "<td>2/2</td>" in summary and "<td>0/2</td>" in summary
+    assert "20 [20, 20]" in summary  # steps to converge of c0
+    for trial in ("c0-s3", "c0-s4", "c1-s3", "c1-s4"):
+        assert f'<td class="label">{trial}</td>' in text
+
+
+@pytest.mark.slow
 def test_running_a_finished_sweep_again_runs_nothing(finished_sweep, tmp_path):
     out_dir, _, _ = finished_sweep
     before = {p: p.stat().st_mtime_ns for p in (out_dir / "trials").rglob("*")}

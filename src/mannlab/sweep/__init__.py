@@ -92,10 +92,23 @@ def run_sweep(sweep: str | Path, sweep_dir: str | Path | None = None,
     """
     plan = load_plan(sweep)
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else default_dir(plan.source)
-    runner = _ray_runner()
     data = results.read_sweep_json(sweep_dir)
-    if data is None:
+    if data is not None:
+        if data["fingerprint"] != plan.fingerprint():
+            raise SweepError(f"{sweep_dir}: holds another sweep ({data['sweep']}: "
+                             f"{results.plan_difference(data, plan)}); choose another --dir")
+        todo = [t["id"] for t in data["trials"] if t["status"] not in results.FINAL]
+        if not todo:
+            log(f"{sweep_dir}: every trial is done; nothing to run")
+            return SweepRun(sweep_dir, data, 0)
+        place, _ = _storage(sweep_dir, plan, address, storage)
+        if address is not None and place != data["ray"]["storage"]:
+            raise SweepError(f"--storage {storage}: {sweep_dir} keeps its Ray experiment in "
+                             f"{data['ray']['storage']}; give that")
+        runner = _ray_runner()
+    else:
         place, experiment = _storage(sweep_dir, plan, address, storage)
+        runner = _ray_runner()
         data = results.new_sweep_json(plan, place, experiment)
         try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -103,18 +116,7 @@ def run_sweep(sweep: str | Path, sweep_dir: str | Path | None = None,
             raise SweepError(f"--dir: cannot create {sweep_dir} "
                              f"({err.strerror or type(err).__name__})") from None
         results.write_results(sweep_dir, data)
-    else:
-        if data["fingerprint"] != plan.fingerprint():
-            raise SweepError(f"{sweep_dir}: holds another sweep ({data['sweep']}: "
-                             f"{results.plan_difference(data, plan)}); choose another --dir")
-        place, _ = _storage(sweep_dir, plan, address, storage)
-        if address is not None and place != data["ray"]["storage"]:
-            raise SweepError(f"--storage {storage}: {sweep_dir} keeps its Ray experiment in "
-                             f"{data['ray']['storage']}; give that")
-    todo = [t["id"] for t in data["trials"] if t["status"] not in results.FINAL]
-    if not todo:
-        log(f"{sweep_dir}: every trial is done; nothing to run")
-        return SweepRun(sweep_dir, data, 0)
+        todo = [t.id for t in plan.trials]
     log(f"sweep directory: {sweep_dir}; {len(todo)} of {len(data['trials'])} trials to run")
     outcomes = runner.run_trials(plan, sweep_dir, data, address)
     trial_records = {r.id: r for r in results.records(data)}

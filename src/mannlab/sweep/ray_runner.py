@@ -34,8 +34,9 @@ from mannlab.viz.sweep_report import TRIALS_DIR
 from mannlab.viz.tensorboard import SequenceImageLogger
 
 TRIAL_RUN = "mannlab-run"
-"""A trial's working run directory, inside Tune's node-local working directory
-of the trial (the trial's process starts there)."""
+"""A trial's working run directory is ``mannlab-run-<trial>`` in Tune's
+node-local working directory (a process may run several trials in turn:
+Tune reuses actors)."""
 
 
 # ---------------------------------------------------------------- the trial's process
@@ -89,7 +90,7 @@ def run_trial(space: dict) -> None:
     params = space["trial"]
     seed = params["seed"]
     config: RunConfig = parse_config(params["config"], f"trial {params['id']}")
-    run = Path.cwd() / TRIAL_RUN  # Tune's node-local working directory of this trial
+    run = Path.cwd() / f"{TRIAL_RUN}-{params['id']}"  # node-local: Tune's working directory
     if run.exists():
         shutil.rmtree(run)
     checkpoint = tune.get_checkpoint()
@@ -108,6 +109,7 @@ def run_trial(space: dict) -> None:
         api.evaluate(run, params["lengths"], params["sequences"])
     tune.report(_metrics(trainer, final=True),
                 checkpoint=tune.Checkpoint.from_directory(str(run)))
+    shutil.rmtree(run, ignore_errors=True)  # Tune's storage holds it now
 
 
 def _trial_name(trial) -> str:
@@ -220,7 +222,7 @@ def run_trials(plan: Plan, sweep_dir: Path, data: dict, address: str | None) -> 
             todo = [t.params(plan) for t in plan.trials if t.id not in done]
             tuner = tune.Tuner(
                 trainable, param_space={"trial": tune.grid_search(todo)},
-                tune_config=tune.TuneConfig(scheduler=_scheduler(plan), reuse_actors=False,
+                tune_config=tune.TuneConfig(scheduler=_scheduler(plan), reuse_actors=True,
                                             trial_name_creator=_trial_name,
                                             trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(

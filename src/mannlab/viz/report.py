@@ -34,6 +34,7 @@ from mannlab.training.files import write_text_atomic
 from mannlab.training.rundir import CONFIG_FILE, open_run
 from mannlab.viz import curves as curve_plots
 from mannlab.viz.figures import figure_title, sequence_figure
+from mannlab.viz.sweep_report import build_sweep_report, is_sweep_dir
 
 DEFAULT_LENGTHS = (10, 20, 30, 50, 120)
 
@@ -255,6 +256,8 @@ def build_report(paths: list[str | Path], output: str | Path, lengths=DEFAULT_LE
       ids being those of the <figure> and <table> elements in the file.
     """
     paths = [Path(p) for p in paths]
+    if len(paths) == 1 and is_sweep_dir(paths[0]):  # a `mannlab sweep` directory
+        return build_sweep_report(paths[0], output, title)
     runs = [load_run(p, label, lengths, sequences, log)
             for p, label in zip(paths, _labels(paths))]
     figures, tables, parts = [], [], []
