@@ -25,6 +25,7 @@ from helpers import tiny_config
 from mannlab import api
 from mannlab.cli import main
 from mannlab.sweep import SweepError, load_plan, results, run_sweep
+from mannlab.sweep.ray_runner import make_scheduler
 from mannlab.sweep.spec import SHIPPED_SWEEPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,6 +225,55 @@ def test_summary_medians_and_quartiles_per_configuration(tmp_path):
     assert len(rows) == 5 and ",diverged," in rows[4]
 
 
+def test_tune_outcomes_become_statuses(tmp_path):
+    write_base(tmp_path)
+    plan = load_plan(write_sweep(tmp_path, "base: tiny.yaml\nseeds: 4\n"))
+    data = results.new_sweep_json(plan, str(tmp_path), "ray")
+    run = tmp_path / "trials" / "c0-s3"
+    run.mkdir(parents=True)
+    finished = {"seed": 3, "steps": 40, "seconds": 1.5, "converged": None,
+                "heldout": {"bits_wrong": 2.5}, "diverged": None}
+    (run / "seeds.json").write_text(json.dumps([finished]))
+    r = results.records(data)
+    results.apply_outcome(tmp_path, r[0], results.Outcome("c0-s3", "TERMINATED",
+                                                          {"final": True, "step": 40}))
+    results.apply_outcome(tmp_path, r[1], results.Outcome(
+        "c0-s4", "TERMINATED", {"final": False, "step": 20, "seconds": 0.7,
+                                "heldout_metrics": {"bits_wrong": 4.0}}))
+    results.apply_outcome(tmp_path, r[2], results.Outcome("c0-s5", "ERROR", {}, "OSError: x", 4))
+    results.apply_outcome(tmp_path, r[3], results.Outcome("c0-s6", "RUNNING", {"step": 20}))
+    assert [t.status for t in r] == ["not_converged", "stopped", "error", "pending"]
+    assert (r[0].steps, r[0].heldout, r[0].run) == (40, {"bits_wrong": 2.5}, "trials/c0-s3")
+    assert (r[1].steps, r[1].heldout) == (20, {"bits_wrong": 4.0})
+    assert (r[2].error, r[2].failures) == ("OSError: x", 4)
+    # a trial Tune calls finished must have its run directory
+    (run / "seeds.json").unlink()
+    with pytest.raises(SweepError, match="c0-s3 finished but its run directory has no seeds"):
+        results.apply_outcome(tmp_path, results.records(data)[0], results.Outcome(
+            "c0-s3", "TERMINATED", {"final": True}))
+
+
+def test_asha_stops_the_worse_trials_at_a_rung_and_is_off_by_default(tmp_path):
+    write_base(tmp_path)
+    assert make_scheduler(load_plan(write_sweep(tmp_path, "base: tiny.yaml\n"))) is None
+    plan = load_plan(write_sweep(tmp_path, "base: tiny.yaml\n"
+                                 "asha: {grace_period: 10, reduction_factor: 2}\n"))
+    scheduler = make_scheduler(plan)
+
+    class Trial:  # what the scheduler reads of a trial
+        def __init__(self, k):
+            self.trial_id = str(k)
+
+    trials = [Trial(k) for k in range(4)]
+    for t in trials:
+        scheduler.on_trial_add(None, t)
+    decisions = [scheduler.on_trial_result(None, t, {"step": 10, "objective": v})
+                 for t, v in zip(trials, [1.0, 2.0, 0.5, 3.0])]
+    assert decisions == ["CONTINUE", "STOP", "CONTINUE", "STOP"]
+    assert scheduler.on_trial_result(None, trials[0], {"step": 5, "objective": 9.0}) == \
+        "CONTINUE"  # before the grace period
+
+
 # ---------------------------------------------------------------- on Ray
 def sweep_command(*args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mannlab", "sweep", *map(str, args)],
@@ -356,17 +406,19 @@ def reports(result_json: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_killed_worker_and_interrupted_sweep_resume_exactly(tmp_path, compiled):
-    """c0 is short; c1 long. c1's worker is killed (kill -9) after its first
-    checkpoint and retried; once c0 has finished and c1's retry has saved
-    again, the sweep itself is interrupted (SIGINT). Run again, it trains only
-    c1, from its checkpoint, and c1 ends exactly as an uninterrupted run of
-    its config: the same steps, held-out figures and parameters."""
+    """c0 diverges at once; c1 trains long. c1's worker is killed (kill -9)
+    after its first checkpoint and retried; once c0 is recorded and c1's
+    retry has saved again, the sweep itself is interrupted (SIGINT). Run
+    again, it trains only c1, from its checkpoint, and c1 ends exactly as an
+    uninterrupted run of its config: the same steps, held-out figures and
+    parameters. c0 is recorded as diverged with its step, never retried."""
     write_base(tmp_path, max_steps=60, eval_every=100, checkpoint_every=100)
     path = write_sweep(tmp_path, """
 base: tiny.yaml
 set: {train.eval_every: 100, train.checkpoint_every: 100, train.log_every: 100}
-grid:
-  train.max_steps: [100, 6000]
+variants:
+  - {train.max_steps: 100, train.learning_rate: 1.0e+37}
+  - {train.max_steps: 3000}
 seeds: [5]
 """)
     out = tmp_path / "out"
@@ -381,9 +433,13 @@ seeds: [5]
     assert code == 130, stdout + stderr
     assert "run the same command again" in stderr
     data = json.loads((out / "sweep.json").read_text())
-    status = {t["id"]: t["status"] for t in data["trials"]}
-    assert status == {"c0-s5": "converged" if data["trials"][0]["converged"] else
-                      "not_converged", "c1-s5": "pending"}
+    assert {t["id"]: t["status"] for t in data["trials"]} == {"c0-s5": "diverged",
+                                                               "c1-s5": "pending"}
+    diverged = data["trials"][0]
+    (c0_result,) = json.loads((out / "trials" / "c0-s5" / "seeds.json").read_text())
+    assert diverged["diverged"] == c0_result["diverged"] and 1 <= diverged["diverged"]["step"] <= 20
+    assert diverged["failures"] == 0
+    assert data["summary"][0]["diverged"] == 1
     c0_files = {p: p.stat().st_mtime_ns for p in (out / "trials" / "c0-s5").rglob("*")}
 
     code, stdout, stderr = finish(sweep_command(path, "--dir", out))
@@ -393,6 +449,7 @@ seeds: [5]
     data = json.loads((out / "sweep.json").read_text())
     trial = data["trials"][1]
     assert trial["status"] == "not_converged" and trial["failures"] >= 1
+    assert data["trials"][0]["status"] == "diverged"
     assert len({r["pid"] for r in reports(c1)}) >= 3  # first, retried, resumed processes
 
     config = load_plan(path).trials[1].config
@@ -413,4 +470,4 @@ seeds: [5]
             if r["split"] == "heldout"]
 
     assert heldout(out / "trials" / "c1-s5") == heldout(tmp_path / "reference")
-    assert len(heldout(tmp_path / "reference")) == 60
+    assert len(heldout(tmp_path / "reference")) == 30

@@ -194,7 +194,7 @@ def start_ray(address: str | None) -> None:
             raise SweepError(f"--address {address}: cannot connect to Ray ({first})") from None
 
 
-def _scheduler(plan: Plan):
+def make_scheduler(plan: Plan):
     if plan.asha is None:
         return None
     return ASHAScheduler(time_attr="step", metric="objective", mode="min",
@@ -222,7 +222,7 @@ def run_trials(plan: Plan, sweep_dir: Path, data: dict, address: str | None) -> 
             todo = [t.params(plan) for t in plan.trials if t.id not in done]
             tuner = tune.Tuner(
                 trainable, param_space={"trial": tune.grid_search(todo)},
-                tune_config=tune.TuneConfig(scheduler=_scheduler(plan), reuse_actors=True,
+                tune_config=tune.TuneConfig(scheduler=make_scheduler(plan), reuse_actors=True,
                                             trial_name_creator=_trial_name,
                                             trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(
