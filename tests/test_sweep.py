@@ -290,8 +290,9 @@ def finish(proc: subprocess.Popen, timeout: float = 150) -> tuple[int, str, str]
 def compiled(tmp_path_factory):
     """The tiny config's programs in the session's compilation cache (which
     trial processes share): trials load them instead of compiling."""
-    api.train(tiny_config(log_images=False, max_steps=20),
-              run_dir=tmp_path_factory.mktemp("warm") / "run")
+    run = api.train(tiny_config(log_images=False, max_steps=20),
+                    run_dir=tmp_path_factory.mktemp("warm") / "run")
+    api.evaluate(run.path, lengths=[2, 5], sequences=16)
 
 
 @pytest.fixture(scope="module")
