@@ -295,10 +295,34 @@ def compiled(tmp_path_factory):
     api.evaluate(run.path, lengths=[2, 5], sequences=16)
 
 
+CLUSTER_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a test cluster of its own
+CLUSTER = """
+import time, ray
+ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+print(ray.get_runtime_context().gcs_address.rsplit(":", 1)[1], flush=True)
+time.sleep(600)
+"""
+
+
 @pytest.fixture(scope="module")
-def finished_sweep(tmp_path_factory, compiled):
+def ray_cluster():
+    """A running Ray 'cluster' (one node, on the loopback address): its address."""
+    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdout=subprocess.PIPE,
+                            text=True, env=CLUSTER_ENV)
+    try:
+        port = proc.stdout.readline().strip()
+        assert port.isdigit(), "the test's Ray cluster did not start"
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()  # Ray stops its own processes on SIGTERM
+        proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, compiled, ray_cluster):
     """2 configurations (one converges at its first evaluation, one trains
-    to its budget) x 2 seeds, evaluated at lengths 2 and 5."""
+    to its budget) x 2 seeds, evaluated at lengths 2 and 5, on a running
+    Ray cluster (`--address`) with Tune's checkpoints in `--storage`."""
     tmp = tmp_path_factory.mktemp("sweep")
     write_base(tmp, max_steps=60)
     path = write_sweep(tmp, """
@@ -310,7 +334,8 @@ lengths: [2, 5]
 sequences: 16
 """)
     started = time.perf_counter()
-    code, out, err = finish(sweep_command(path, "--dir", tmp / "out"))
+    code, out, err = finish(sweep_command(path, "--dir", tmp / "out", "--address", ray_cluster,
+                                          "--storage", tmp / "storage", env=CLUSTER_ENV))
     assert code == 0, out + err
     return tmp / "out", out, time.perf_counter() - started
 
@@ -346,6 +371,10 @@ def test_a_sweep_table_matches_the_trials_own_results(finished_sweep):
     by_id = {s["id"]: s for s in data["summary"]}
     assert by_id["c0"]["converged"] == 2 and by_id["c0"]["steps_to_converge"]["median"] == 20
     assert by_id["c1"]["converged"] == 0 and by_id["c1"]["not_converged"] == 2
+    # the trials' checkpoints went to --storage, the sweep directory has their copies
+    assert not (out_dir / "ray").exists()
+    (experiment,) = (out_dir.parent / "storage").iterdir()
+    assert sorted(p.name for p in experiment.glob("c*-s*")) == sorted(own)
     csv_rows = (out_dir / "sweep.csv").read_text().splitlines()
     assert len(csv_rows) == 5 and csv_rows[1].startswith("c0-s3,c0,train.converge_at=10,3,converged,20,")
 

@@ -105,20 +105,24 @@ def run_sweep(sweep: str | Path, sweep_dir: str | Path | None = None,
         if address is not None and place != data["ray"]["storage"]:
             raise SweepError(f"--storage {storage}: {sweep_dir} keeps its Ray experiment in "
                              f"{data['ray']['storage']}; give that")
-        runner = _ray_runner()
     else:
         place, experiment = _storage(sweep_dir, plan, address, storage)
-        runner = _ray_runner()
-        data = results.new_sweep_json(plan, place, experiment)
-        try:
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise SweepError(f"--dir: cannot create {sweep_dir} "
-                             f"({err.strerror or type(err).__name__})") from None
-        results.write_results(sweep_dir, data)
         todo = [t.id for t in plan.trials]
-    log(f"sweep directory: {sweep_dir}; {len(todo)} of {len(data['trials'])} trials to run")
-    outcomes = runner.run_trials(plan, sweep_dir, data, address)
+    runner = _ray_runner()
+    runner.start_ray(address)  # before anything is written: a bad address is one line
+    try:
+        if data is None:
+            data = results.new_sweep_json(plan, place, experiment)
+            try:
+                sweep_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise SweepError(f"--dir: cannot create {sweep_dir} "
+                                 f"({err.strerror or type(err).__name__})") from None
+            results.write_results(sweep_dir, data)
+        log(f"sweep directory: {sweep_dir}; {len(todo)} of {len(data['trials'])} trials to run")
+        outcomes = runner.run_trials(plan, sweep_dir, data)
+    finally:
+        runner.stop_ray()
     trial_records = {r.id: r for r in results.records(data)}
     for outcome in outcomes:
         if outcome.id in trial_records:

@@ -194,6 +194,10 @@ def start_ray(address: str | None) -> None:
             raise SweepError(f"--address {address}: cannot connect to Ray ({first})") from None
 
 
+def stop_ray() -> None:
+    ray.shutdown()
+
+
 def make_scheduler(plan: Plan):
     if plan.asha is None:
         return None
@@ -202,47 +206,43 @@ def make_scheduler(plan: Plan):
                          reduction_factor=plan.asha.reduction_factor)
 
 
-def run_trials(plan: Plan, sweep_dir: Path, data: dict, address: str | None) -> list:
-    """Run the plan's trials not yet done on Ray (restoring Tune's
-    experiment if there is one), and return Tune's outcomes of every trial
-    it knows."""
+def run_trials(plan: Plan, sweep_dir: Path, data: dict) -> list:
+    """Run the plan's trials not yet done on Ray (`start_ray` first),
+    restoring Tune's experiment if there is one, and return Tune's outcomes
+    of every trial it knows."""
     storage, experiment = data["ray"]["storage"], data["ray"]["experiment"]
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    start_ray(address)
+    trainable = tune.with_resources(run_trial, {"cpu": plan.resources.cpus,
+                                                "gpu": plan.resources.gpus})
+    path = f"{storage.rstrip('/')}/{experiment}"
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True,
+                                   resume_errored=True)
+    else:
+        done = {t["id"] for t in data["trials"] if t["status"] in results.FINAL}
+        todo = [t.params(plan) for t in plan.trials if t.id not in done]
+        tuner = tune.Tuner(
+            trainable, param_space={"trial": tune.grid_search(todo)},
+            tune_config=tune.TuneConfig(scheduler=make_scheduler(plan), reuse_actors=True,
+                                        trial_name_creator=_trial_name,
+                                        trial_dirname_creator=_trial_name),
+            run_config=tune.RunConfig(
+                name=experiment, storage_path=storage, verbose=0,
+                failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[_Materialise(str(sweep_dir.resolve()))]))
+    restore = _sigterm_as_sigint()
     try:
-        trainable = tune.with_resources(run_trial, {"cpu": plan.resources.cpus,
-                                                    "gpu": plan.resources.gpus})
-        path = f"{storage.rstrip('/')}/{experiment}"
-        if tune.Tuner.can_restore(path):
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True,
-                                       resume_errored=True)
-        else:
-            done = {t["id"] for t in data["trials"] if t["status"] in results.FINAL}
-            todo = [t.params(plan) for t in plan.trials if t.id not in done]
-            tuner = tune.Tuner(
-                trainable, param_space={"trial": tune.grid_search(todo)},
-                tune_config=tune.TuneConfig(scheduler=make_scheduler(plan), reuse_actors=True,
-                                            trial_name_creator=_trial_name,
-                                            trial_dirname_creator=_trial_name),
-                run_config=tune.RunConfig(
-                    name=experiment, storage_path=storage, verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[_Materialise(str(sweep_dir.resolve()))]))
-        restore = _sigterm_as_sigint()
-        try:
-            grid = tuner.fit()
-        finally:
-            restore()
-        analysis = tune.ExperimentAnalysis(grid.experiment_path,
-                                           storage_filesystem=grid.filesystem)
-        for trial in analysis.trials:
-            if trial.status in ("TERMINATED", "ERROR"):
-                materialise(sweep_dir, trial)
-        return _outcomes(analysis.trials)
+        grid = tuner.fit()
     finally:
-        ray.shutdown()
+        restore()
+    analysis = tune.ExperimentAnalysis(grid.experiment_path,
+                                       storage_filesystem=grid.filesystem)
+    for trial in analysis.trials:
+        if trial.status in ("TERMINATED", "ERROR"):
+            materialise(sweep_dir, trial)
+    return _outcomes(analysis.trials)
 
 
 def _sigterm_as_sigint() -> Callable[[], None]:
