@@ -10,6 +10,7 @@ is then interrupted, run again, and compared with an uninterrupted run.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -172,6 +173,18 @@ def test_address_and_storage_go_together(tmp_path):
     with pytest.raises(SweepError, match="--address 10.0.0.1:6379: give --storage"):
         run_sweep(path, tmp_path / "b", address="10.0.0.1:6379")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_address_where_no_ray_answers_is_one_line_and_writes_nothing(tmp_path):
+    write_base(tmp_path)
+    path = write_sweep(tmp_path, "base: tiny.yaml\n")
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(SweepError, match=f"--address 127.0.0.1:{port}: no Ray cluster answers "
+                                         "there"):
+        run_sweep(path, tmp_path / "out", address=f"127.0.0.1:{port}", storage="/shared")
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_ray_says_how_to_install(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ checkpoint to ``DIR/trials/<trial>``: a run directory for ``mannlab eval``,
 import os
 import shutil
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -187,11 +188,25 @@ def start_ray(address: str | None) -> None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         ray.init(num_cpus=cores or os.cpu_count(), **kwargs)
     else:
+        _check_reachable(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise SweepError(f"--address {address}: cannot connect to Ray ({first})") from None
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` address must accept a connection (Ray itself retries
+    an unreachable one for minutes); ``auto`` and ``ray://`` go to Ray as they are."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise SweepError(f"--address {address}: no Ray cluster answers there "
+                         f"({err.strerror or type(err).__name__})") from None
 
 
 def stop_ray() -> None:
