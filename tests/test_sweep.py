@@ -311,7 +311,7 @@ def compiled(tmp_path_factory):
 CLUSTER_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a test cluster of its own
 CLUSTER = """
 import time, ray
-ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
 print(ray.get_runtime_context().gcs_address.rsplit(":", 1)[1], flush=True)
 time.sleep(600)
 """
@@ -319,23 +319,40 @@ time.sleep(600)
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A running Ray 'cluster' (one node, on the loopback address): its address."""
-    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdout=subprocess.PIPE,
+    """A running Ray cluster of two nodes on the loopback address (a head
+    with 2 CPUs, a second node with 1, as `ray start --address` joins one):
+    the head's address."""
+    head = subprocess.Popen([sys.executable, "-c", CLUSTER], stdout=subprocess.PIPE,
                             text=True, env=CLUSTER_ENV)
+    node, port = None, None
     try:
-        port = proc.stdout.readline().strip()
+        port = head.stdout.readline().strip()
         assert port.isdigit(), "the test's Ray cluster did not start"
+        node = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ray"), "start", "--block", "--address",
+             f"127.0.0.1:{port}", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+             "--disable-usage-stats"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLUSTER_ENV)
+        said = []
+        while not any("block forever" in line for line in said):
+            said.append(node.stdout.readline())
+            assert said[-1], "the second Ray node did not start: " + "".join(said)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()  # Ray stops its own processes on SIGTERM
-        proc.wait(timeout=60)
+        for proc in (node, head):  # each stops its Ray processes on SIGTERM
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=60)
+        current = Path("/tmp/ray/ray_current_cluster")  # what `ray start` leaves behind
+        if current.exists() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
 
 
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory, compiled, ray_cluster):
     """2 configurations (one converges at its first evaluation, one trains
     to its budget) x 2 seeds, evaluated at lengths 2 and 5, on a running
-    Ray cluster (`--address`) with Tune's checkpoints in `--storage`."""
+    two-node Ray cluster (`--address`) with Tune's checkpoints in `--storage`."""
     tmp = tmp_path_factory.mktemp("sweep")
     write_base(tmp, max_steps=60)
     path = write_sweep(tmp, """
@@ -388,6 +405,8 @@ def test_a_sweep_table_matches_the_trials_own_results(finished_sweep):
     assert not (out_dir / "ray").exists()
     (experiment,) = (out_dir.parent / "storage").iterdir()
     assert sorted(p.name for p in experiment.glob("c*-s*")) == sorted(own)
+    nodes = {r["node"] for p in experiment.glob("c*-s*") for r in reports(p / "result.json")}
+    assert len(nodes) == 2  # the trials ran on both nodes
     csv_rows = (out_dir / "sweep.csv").read_text().splitlines()
     assert len(csv_rows) == 5 and csv_rows[1].startswith("c0-s3,c0,train.converge_at=10,3,converged,20,")
 

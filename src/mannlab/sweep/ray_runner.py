@@ -54,15 +54,16 @@ class _ReportingTrainer(Trainer):
 
 
 def _metrics(trainer: Trainer, final: bool = False) -> dict:
-    """What a trial reports to Tune: its step and clock, and the held-out
+    """What a trial reports to Tune: its step and clock, the held-out
     convergence metric as ``objective`` (what ASHA compares; infinite before
-    the first evaluation)."""
+    the first evaluation), and the Ray node it runs on."""
     p = trainer.seeds[0]
     names = trainer.task.metric_names
     last = p.last_eval or {}
     return {"step": p.step, "seconds": round(p.seconds, 3), "final": final,
             "objective": float(last.get(names[0], float("inf"))),
-            "heldout_metrics": dict(last), "diverged": p.diverged is not None}
+            "heldout_metrics": dict(last), "diverged": p.diverged is not None,
+            "node": ray.get_runtime_context().get_node_id()}
 
 
 def _report_checkpoint(trainer: Trainer) -> None:
@@ -186,7 +187,7 @@ def start_ray(address: str | None) -> None:
               "log_to_driver": False, "logging_level": "WARNING"}
     if address is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        ray.init(num_cpus=cores or os.cpu_count(), **kwargs)
+        ray.init(address="local", num_cpus=cores or os.cpu_count(), **kwargs)
     else:
         _check_reachable(address)
         try:
