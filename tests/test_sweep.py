@@ -285,6 +285,11 @@ def test_asha_stops_the_worse_trials_at_a_rung_and_is_off_by_default(tmp_path):
     assert decisions == ["CONTINUE", "STOP", "CONTINUE", "STOP"]
     assert scheduler.on_trial_result(None, trials[0], {"step": 5, "objective": 9.0}) == \
         "CONTINUE"  # before the grace period
+    # a trial that reaches its budget (40 steps) is not stopped there: it finishes
+    best = Trial(9)
+    scheduler.on_trial_add(None, best)
+    assert [scheduler.on_trial_result(None, best, {"step": step, "objective": 0.1})
+            for step in (10, 20, 40)] == ["CONTINUE"] * 3
 
 
 # ---------------------------------------------------------------- on Ray

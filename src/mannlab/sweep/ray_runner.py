@@ -215,10 +215,14 @@ def stop_ray() -> None:
 
 
 def make_scheduler(plan: Plan):
+    """Tune's ASHA over held-out evaluations, if the sweep asks for it. Its
+    max_t is one step past the longest budget: ASHA stops a trial that
+    reaches max_t, which would cut a trial off at its last save, before it
+    reports that it finished."""
     if plan.asha is None:
         return None
     return ASHAScheduler(time_attr="step", metric="objective", mode="min",
-                         max_t=plan.max_steps(), grace_period=plan.asha.grace_period,
+                         max_t=plan.max_steps() + 1, grace_period=plan.asha.grace_period,
                          reduction_factor=plan.asha.reduction_factor)
 
 
