@@ -210,6 +210,31 @@ def test_a_directory_of_another_sweep_is_refused(tmp_path):
         run_sweep(path, out)
 
 
+def test_trials_a_killed_driver_did_not_record_are_read_from_their_run_directories(tmp_path):
+    """The driver was killed (kill -9, the machine went down) after trials
+    finished and were copied, before sweep.json said so: running again reads
+    them from their run directories and, all done, runs nothing (no Ray)."""
+    write_base(tmp_path)
+    path = write_sweep(tmp_path, "base: tiny.yaml\nseeds: 2\n")
+    plan = load_plan(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    results.write_results(out, results.new_sweep_json(plan, str(out), "ray"))
+    for seed in (3, 4):
+        run = out / "trials" / f"c0-s{seed}"
+        run.mkdir(parents=True)
+        (run / "seeds.json").write_text(json.dumps([{
+            "seed": seed, "steps": 40, "seconds": 1.0, "heldout": {"bits_wrong": 1.0},
+            "converged": {"step": 20, "seconds": 0.5} if seed == 3 else None,
+            "diverged": None}]))
+    again = run_sweep(path, out, log=lambda *a: None)
+    assert again.ran == 0 and not again.pending
+    assert [t["status"] for t in again.data["trials"]] == ["converged", "not_converged"]
+    saved = json.loads((out / "sweep.json").read_text())
+    assert [t["status"] for t in saved["trials"]] == ["converged", "not_converged"]
+    assert saved["summary"][0]["converged"] == 1
+
+
 # ---------------------------------------------------------------- results
 def test_summary_medians_and_quartiles_per_configuration(tmp_path):
     write_base(tmp_path)

@@ -97,6 +97,10 @@ def run_sweep(sweep: str | Path, sweep_dir: str | Path | None = None,
         if data["fingerprint"] != plan.fingerprint():
             raise SweepError(f"{sweep_dir}: holds another sweep ({data['sweep']}: "
                              f"{results.plan_difference(data, plan)}); choose another --dir")
+        recovered = results.recover_finished(sweep_dir, data)
+        if recovered["trials"] != data["trials"]:  # what a killed driver did not record
+            data = recovered
+            results.write_results(sweep_dir, data)
         todo = [t["id"] for t in data["trials"] if t["status"] not in results.FINAL]
         if not todo:
             log(f"{sweep_dir}: every trial is done; nothing to run")

@@ -177,6 +177,18 @@ def read_sweep_json(sweep_dir: Path) -> dict | None:
     return data
 
 
+def recover_finished(sweep_dir: Path, data: dict) -> dict:
+    """`data` with its pending or failed trials that have a finished run
+    directory (seeds.json) read from it: trials that finished after the last
+    time sweep.json was written (the driver was killed)."""
+    trials = []
+    for t in records(data):
+        if t.status not in FINAL:
+            read_trial_run(sweep_dir, t)
+        trials.append(asdict(t))
+    return {**data, "trials": trials}
+
+
 def records(data: dict) -> list[TrialRecord]:
     return [TrialRecord(**t) for t in data["trials"]]
 
