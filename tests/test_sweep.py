@@ -92,6 +92,10 @@ def test_shipped_sweeps_are_valid():
         "constant", "learned", "random"}
     assert {c.config.task.name for c in plan.configurations} == {"copy", "associative_recall"}
     assert len(plan.trials) == 2 * 3 * 10
+    options = [(c.config.model.content_masking, c.config.model.deallocation_erase,
+                c.config.model.link_sharpness) for c in load_plan("dnc-csordas").configurations]
+    assert options == [(False, False, False), (True, False, False), (False, True, False),
+                       (False, False, True), (True, True, True)]
     for p in files:
         load_plan(p)
 
