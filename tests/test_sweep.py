@@ -460,7 +460,7 @@ def test_report_of_a_sweep(finished_sweep, tmp_path):
     assert main(["report", str(out_dir), "-o", str(page)]) == 0
     text = page.read_text()
     for fig in ("fig-success", "fig-time", "fig-curves"):
-        assert f'<figure id="{fig}"><img' in text and "data:image/png;base64," in text
+        assert f'id="{fig}" data-figure="{fig}"><img' in text and "data:image/png;base64," in text
     summary = text[text.index('<table id="table-summary">'):text.index("</table>")]
     assert summary.count("<tr>") == 3  # header and two configurations
     assert "<td>2/2</td>" in summary and "<td>0/2</td>" in summary

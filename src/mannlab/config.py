@@ -492,7 +492,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def _format(err: ValidationError) -> str:
+def validation_message(err: ValidationError) -> str:
+    """pydantic's errors as one line: ``field: message (got value); ...``."""
     parts = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
@@ -514,7 +515,7 @@ def parse_config(raw: Any, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {_format(err)}") from None
+        raise ConfigError(f"{source}: {validation_message(err)}") from None
 
 
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"

@@ -45,6 +45,7 @@ from mannlab.config import (
     parse_config,
     read_config_text,
     read_yaml,
+    validation_message,
 )
 
 SHIPPED_SWEEPS = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
@@ -226,17 +227,6 @@ class Plan:
         return max(t.config.train.max_steps for t in self.trials)
 
 
-def _format_error(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        got = e.get("input")
-        got = "" if isinstance(got, dict) else f" (got {got!r})"
-        message = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}{got}" if where else message)
-    return "; ".join(parts)
-
-
 def find_sweep(name_or_path: str | Path) -> Path:
     """A sweep file: `name_or_path` if it is a file, else the shipped sweep
     of that name (``ntm-memory-init``)."""
@@ -264,7 +254,7 @@ def read_sweep_file(path: str | Path) -> SweepFile:
     try:
         return SweepFile.model_validate(raw)
     except ValidationError as err:
-        raise SweepError(f"{path}: {_format_error(err)}") from None
+        raise SweepError(f"{path}: {validation_message(err)}") from None
 
 
 def _base_path(base: str, sweep_path: Path) -> Path:

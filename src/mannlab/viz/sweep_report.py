@@ -9,10 +9,8 @@ the run report, the page is one self-contained file (figures inlined as PNG
 data URIs, no script).
 """
 
-import base64
 import datetime
 import html
-import io
 import json
 from pathlib import Path
 
@@ -20,28 +18,14 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from mannlab.training.files import write_text_atomic
 from mannlab.viz.curves import read_metrics
+from mannlab.viz.page import figure_html as _figure
+from mannlab.viz.page import write_page
 
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
 FORMAT = "mannlab-sweep-1"
 DPI = 100
-
-STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 1.5em;
-       color: #1b1b1b; background: #fff; max-width: 1600px; }
-h2 { border-bottom: 2px solid #ccc; padding-bottom: 0.2em; margin-top: 1.6em; }
-.meta { color: #555; }
-figure { margin: 0.8em 0; }
-figure img { display: block; border: 1px solid #ddd; max-width: 100%; height: auto; }
-figcaption { color: #444; font-size: 0.9em; margin-top: 0.3em; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f2f2f2; }
-td.label, th.label { text-align: left; }
-caption { font-weight: 600; text-align: left; padding-bottom: 0.2em; }
-"""
 
 STATUS_COLOURS = {"converged": "#2a9d4b", "not_converged": "#b0b0b0", "diverged": "#d62728",
                   "stopped": "#ff9f1c", "error": "#7b2cbf", "pending": "#e7e7e7"}
@@ -50,18 +34,6 @@ STATUS_COLOURS = {"converged": "#2a9d4b", "not_converged": "#b0b0b0", "diverged"
 def is_sweep_dir(path: str | Path) -> bool:
     """Whether `path` is a sweep directory (it has sweep.json)."""
     return (Path(path) / SWEEP_FILE).is_file()
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _figure(fig_id: str, fig, caption: str) -> str:
-    return (f'<figure id="{fig_id}"><img alt="{html.escape(caption)}" '
-            f'src="data:image/png;base64,{_png(fig)}"><figcaption>{html.escape(caption)}'
-            "</figcaption></figure>\n")
 
 
 def _colours(n: int) -> list:
@@ -261,10 +233,5 @@ def build_sweep_report(sweep_dir: str | Path, output: str | Path,
     parts.append("<h2>Trials</h2>\n")
     tables.append("table-trials")
     parts.append(trials_table(data, "table-trials"))
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-            + "".join(parts) + "</body></html>\n")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output, page)
+    write_page(output, title, parts)
     return {"output": str(output), "figures": figures, "tables": tables}
