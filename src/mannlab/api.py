@@ -77,8 +77,9 @@ def make_trainer(run: Path, config: RunConfig, seeds: list[int], progress: bool 
     if config.train.log_images:
         trainer.on_eval.append(SequenceImageLogger(trainer))
     if config.train.score_every:
-        trainer.on_eval.append(SplitScorer(trainer.task, trainer.learner.static,
-                                           config.train.score_train_limit,
+        task = trainer.task
+        trainer.on_eval.append(SplitScorer(task, trainer.learner.static,
+                                           task.splits(config.train.score_train_limit),
                                            config.train.score_every))
     return trainer
 

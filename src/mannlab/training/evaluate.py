@@ -108,24 +108,24 @@ def split_scores(config: RunConfig, seed_dirs: list[Path],
       scores}}}; both empty for tasks without splits (the generated tasks).
     """
     task = config.task.build()
-    if not any(task.splits(1).values()):
+    splits = task.splits(train_limit)
+    if not any(splits.values()):
         return {"seeds": {}, "baselines": {}}
     params, static = load_models(config, task, seed_dirs)
-    scores = SplitScorer(task, static, train_limit).scores(params)
+    scores = SplitScorer(task, static, splits).scores(params)
     return {"seeds": {d.name: scores[i] for i, d in enumerate(seed_dirs)},
             "baselines": task.baselines()}
 
 
 class SplitScorer:
-    """The task's own scores (`Task.scores`) on each of its fixed splits
-    (`Task.splits`, the training split limited to its first `train_limit`
-    examples). Called as a training-loop `EvalHook` (``train.score_every``),
-    it logs each evaluated seed's scores, at steps that are multiples of
-    `every`, as ``scores_<split>`` records."""
+    """The task's own scores (`Task.scores`) on the non-empty ones of `splits`
+    (`Task.splits`: {name: [Batch]}). Called as a training-loop `EvalHook`
+    (``train.score_every``), it logs each evaluated seed's scores, at steps
+    that are multiples of `every`, as ``scores_<split>`` records."""
 
-    def __init__(self, task: Task, static, train_limit: int | None = None, every: int = 1):
+    def __init__(self, task: Task, static, splits: dict, every: int = 1):
         self.task, self.every = task, every
-        self.splits = {n: b for n, b in task.splits(train_limit).items() if b}
+        self.splits = {n: b for n, b in splits.items() if b}
         self._run = jax.jit(jax.vmap(lambda p, b: _outputs(p, static, b), in_axes=(0, None)))
 
     def scores(self, params) -> list[dict]:
