@@ -16,9 +16,10 @@ from mannlab.tasks.seqdata import PACKAGED_DATA, data_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGED = [DEFAULT_DATA, DEFAULT_TRAIN, DEFAULT_HELDOUT,
-            "ud-english-ewt/en_ewt-ud-test.conllu.xz"]
+            "ud-english-ewt/en_ewt-ud-test.conllu.xz", "chomsky-fixtures/reverse_string.npz"]
 LICENCES = ["ud-english-ewt/LICENSE.txt", "ud-english-ewt/README.md",
-            "mann-rl-logic/LICENSE.txt"]
+            "mann-rl-logic/LICENSE.txt", "chomsky-fixtures/LICENSE.txt",
+            "chomsky-fixtures/README.md"]
 
 
 def test_the_data_and_their_licences_are_in_the_package():
