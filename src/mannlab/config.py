@@ -27,6 +27,8 @@ from mannlab.models.lstm import LSTM
 from mannlab.models.mann_rl import MannRL
 from mannlab.models.ntm import NTM
 from mannlab.tasks.associative_recall import AssociativeRecallTask
+from mannlab.tasks.chomsky import TASKS as CHOMSKY_TASKS
+from mannlab.tasks.chomsky.base import ChomskyTask
 from mannlab.tasks.copy import CopyTask
 from mannlab.tasks.logic import LogicTask
 from mannlab.tasks.ngrams import NGramsTask
@@ -183,9 +185,27 @@ class SentencesConfig(TaskSection):
     length_buckets: int = arg(SentencesTask, "length_buckets", ge=1)
 
 
+class ChomskyConfig(TaskSection):
+    """One of the 15 tasks of Delétang et al. 2023 (`mannlab.tasks.chomsky`),
+    named by ``task``; its lengths are the reference's (input tokens; modular
+    arithmetic: an even length is one token less)."""
+
+    target: ClassVar[type] = ChomskyTask
+    name: Literal["chomsky"]
+    task: Literal[tuple(CHOMSKY_TASKS)] = Field(  # type: ignore[valid-type]
+        description="the task: " + ", ".join(CHOMSKY_TASKS))
+    min_length: int = arg(ChomskyTask, "min_length", ge=1)
+    max_length: int = arg(ChomskyTask, "max_length", ge=1,
+                          description="training lengths are uniform in min_length..max_length")
+    length_buckets: int = arg(ChomskyTask, "length_buckets", ge=1)
+
+    def build(self):
+        return CHOMSKY_TASKS[self.task](**{k: v for k, v in self.kwargs().items() if k != "task"})
+
+
 TaskConfig = Annotated[CopyConfig | RepeatCopyConfig | AssociativeRecallConfig | NGramsConfig
-                       | PrioritySortConfig | LogicConfig | POSConfig | SentencesConfig,
-                       Field(discriminator="name")]
+                       | PrioritySortConfig | LogicConfig | POSConfig | SentencesConfig
+                       | ChomskyConfig, Field(discriminator="name")]
 
 SYMBOL_TASKS = ("logic", "pos", "sentences")
 """Tasks of symbol sequences (`mannlab.tasks.seqdata`), the ones MANN-RL trains on."""
