@@ -12,6 +12,7 @@ import numpy as np
 
 from mannlab.config import ConfigError, RunConfig, build_model
 from mannlab.tasks.base import Batch, Task
+from mannlab.tasks.chomsky import protocol
 from mannlab.training.checkpoint import CheckpointError, load_params, read_metadata
 from mannlab.training.files import write_text_atomic
 from mannlab.training.rundir import CHECKPOINT_FILE, is_pretrained, seed_of
@@ -77,6 +78,37 @@ def generalisation(config: RunConfig, seed_dirs: list[Path], lengths: list[int],
                                           for k, n in enumerate(task.metric_names)}
     return {"lengths": lengths, "skipped": skipped, "sequences": sequences,
             "task_kwargs": task_kwargs, "metrics": list(task.metric_names), "seeds": table}
+
+
+def protocol_score(config: RunConfig, seed_dirs: list[Path], max_length: int | None = None,
+                   sequences: int = protocol.SEQUENCES) -> dict:
+    """The Chomsky suite's score of every seed (`mannlab.tasks.chomsky.protocol`):
+    mean accuracy over the test lengths ``protocol.TEST_LENGTHS`` (those up to
+    `max_length`), `sequences` fixed sequences each (those of `generalisation`).
+
+    Returns:
+      {"lengths": [...], "sequences": n, "max_length": max_length,
+       "seeds": {seed_dir_name: {"score", "solved", "accuracy": {length: mean}}},
+       "summary": {"best", "median", "solved_rate", "seeds"}}
+    Raises:
+      ConfigError for a task other than a Chomsky task, or a `max_length`
+      that keeps no test length.
+    """
+    if config.task.name != "chomsky":
+        raise ConfigError(f"task: the protocol's score is for the chomsky tasks, not "
+                          f"{config.task.name}")
+    try:
+        lengths = protocol.protocol_lengths(max_length)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    table = generalisation(config, seed_dirs, lengths, sequences, chunk=sequences)
+    seeds = {}
+    for name, by_length in table["seeds"].items():
+        accuracy = {n: by_length[n]["accuracy"] for n in map(str, table["lengths"])}
+        value = protocol.score(accuracy)
+        seeds[name] = {"score": value, "solved": value >= protocol.SOLVED, "accuracy": accuracy}
+    return {"lengths": table["lengths"], "sequences": sequences, "max_length": max_length,
+            "seeds": seeds, "summary": protocol.summary([s["score"] for s in seeds.values()])}
 
 
 def heldout_metrics(config: RunConfig, seed_dirs: list[Path], size: int = 1000) -> dict:
