@@ -163,3 +163,18 @@ def test_importing_and_drawing_leave_the_users_backend_alone(tmp_path):
     assert out.stdout.split() == ["svg", "svg"]
     for name in ("sequence.png", "lengths.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sparse_sam_fields_are_drawn_as_dense_weightings():
+    import numpy as np
+
+    from mannlab.viz.figures import densify_sparse_fields
+
+    fields = {"read_rows": np.array([[[0, 2]], [[2, 2]]]),  # [T=2, R=1, K=2]
+              "read_row_weights": np.array([[[0.75, 0.25]], [[0.5, 0.5]]]),
+              "write_rows": np.array([[1, 3], [3, 3]]), "write_row_weights": np.ones((2, 2))}
+    dense = densify_sparse_fields(fields, 4)
+    np.testing.assert_allclose(dense["read_weights"], [[[0.75, 0, 0.25, 0]], [[0, 0, 1, 0]]])
+    np.testing.assert_allclose(dense["write_weights"], [[0, 1, 0, 1], [0, 0, 0, 2]])
+    assert "read_rows" not in dense
+    assert densify_sparse_fields(fields, 10**6) is fields  # too many rows to draw

@@ -26,6 +26,7 @@ from mannlab.models.embedded import wrap_for_task
 from mannlab.models.lstm import LSTM
 from mannlab.models.mann_rl import MannRL
 from mannlab.models.ntm import NTM
+from mannlab.models.sam import SAM
 from mannlab.tasks.associative_recall import AssociativeRecallTask
 from mannlab.tasks.chomsky import TASKS as CHOMSKY_TASKS
 from mannlab.tasks.chomsky.base import ChomskyTask
@@ -266,6 +267,30 @@ class DNCConfig(ModelSection):
         return {k: v for k, v in super().kwargs().items() if k != "write_heads"}
 
 
+class SAMConfig(ModelSection):
+    """Sparse Access Memory (Rae et al. 2016): `mannlab.models.sam`."""
+
+    target: ClassVar[type] = SAM
+    name: Literal["sam"]
+    controller: Literal["lstm", "feedforward"] = arg(SAM, "controller")
+    controller_size: int = arg(SAM, "controller_size", ge=1)
+    controller_layers: int = arg(SAM, "controller_layers", ge=1)
+    memory_size: int = arg(SAM, "memory_size", ge=1)
+    memory_width: int = arg(SAM, "memory_width", ge=1)
+    read_heads: int = arg(SAM, "read_heads", ge=1)
+    top_k: int = arg(SAM, "top_k", ge=1, description="rows each read head reads (K)")
+    trace_memory: bool = arg(SAM, "trace_memory", description=(
+        "figures get the memory after each step (T x N x W: small memories only)"))
+    kernels: Literal["reference", "fast"] = arg(SAM, "kernels")
+
+    @model_validator(mode="after")
+    def _k_fits(self):
+        if self.top_k > self.memory_size:
+            raise ValueError(f"top_k ({self.top_k}) must be at most memory_size "
+                             f"({self.memory_size})")
+        return self
+
+
 class MannRLConfig(ModelSection):
     """MANN-RL's networks (Barrett 2025): `mannlab.models.mann_rl`. Its
     training recipe is the ``train`` section's ``mann_rl`` part."""
@@ -293,7 +318,7 @@ class MannRLConfig(ModelSection):
                 "memory_hidden": tuple(kw["memory_hidden"])}
 
 
-ModelConfig = Annotated[LSTMConfig | NTMConfig | DNCConfig | MannRLConfig,
+ModelConfig = Annotated[LSTMConfig | NTMConfig | DNCConfig | SAMConfig | MannRLConfig,
                         Field(discriminator="name")]
 
 

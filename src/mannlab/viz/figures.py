@@ -86,6 +86,35 @@ def end_of_input(loss_mask: np.ndarray, steps: int) -> int:
     return int(scored[0]) - 1 if scored.size and scored[0] > 0 else steps - 1
 
 
+SPARSE_FIELDS = {"read_weights": ("read_rows", "read_row_weights"),
+                 "write_weights": ("write_rows", "write_row_weights")}
+"""SAM's sparse trace fields (row indices and their weights) and the dense
+weighting each becomes in a figure."""
+
+DENSE_LIMIT = 4096
+"""Sparse weightings are drawn as dense [N] columns up to this many memory rows."""
+
+
+def densify_sparse_fields(fields: dict, memory_size: int) -> dict:
+    """`fields` with SAM's sparse (rows, weights) pairs ([T, H, K] or [T, S])
+    replaced by dense weightings [T, H, N] / [T, N] (repeated rows add up),
+    for memories of at most `DENSE_LIMIT` rows."""
+    if memory_size > DENSE_LIMIT:
+        return fields
+    out = dict(fields)
+    for dense, (rows_name, weights_name) in SPARSE_FIELDS.items():
+        rows, weights = out.pop(rows_name, None), out.pop(weights_name, None)
+        if rows is None or weights is None:
+            continue
+        rows, weights = np.asarray(rows), np.asarray(weights)
+        grid = np.zeros(rows.shape[:-1] + (memory_size,), dtype=np.float32)
+        lead = np.indices(rows.shape[:-1])
+        for k in range(rows.shape[-1]):
+            np.add.at(grid, tuple(lead) + (rows[..., k],), weights[..., k])
+        out[dense] = grid
+    return out
+
+
 def sequence_panels(batch, probs, trace, memory_before=None) -> list[Panel]:
     """Every panel of one traced sequence (batch of one), scales already shared.
 
@@ -111,6 +140,8 @@ def sequence_panels(batch, probs, trace, memory_before=None) -> list[Panel]:
                     "time", out_label)]
     signed, snapshots = [], []
     fields = {} if trace == () else trace._asdict()
+    if memory_before is not None:
+        fields = densify_sparse_fields(fields, np.asarray(memory_before).shape[0])
     for name, value in fields.items():
         if name not in TIME_FIELDS or value is None:
             continue
@@ -134,7 +165,7 @@ def sequence_panels(batch, probs, trace, memory_before=None) -> list[Panel]:
         memories.append(Panel("memory_before", "memory before the first step",
                               np.asarray(memory_before), "snapshot", "memory location",
                               xlabel="word element", cmap=SIGNED_CMAP))
-    if "memory" in fields:
+    if fields.get("memory") is not None:
         memories.append(Panel("memory_after", f"memory after the last step ({T - 1})",
                               np.asarray(trace.memory)[T - 1], "snapshot", "memory location",
                               xlabel="word element", cmap=SIGNED_CMAP))
