@@ -1,0 +1,149 @@
+"""The sparse link matrix (memory/sparse_links.py) against the dense DNC
+update (memory/temporal_links.py) restricted to the same nonzeros."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+from mannlab.memory.sparse_links import (
+    merge_top,
+    sparse_directional_weightings,
+    sparse_link_update,
+    sparse_precedence_update,
+    to_dense,
+)
+from mannlab.memory.temporal_links import (
+    directional_weightings,
+    link_update,
+    precedence_update,
+)
+
+N = 9
+
+
+def storages(dense: np.ndarray, k: int):
+    """pred (rows of L) and succ (columns of L) with k slots, from a dense L
+    with at most k nonzeros per row and per column."""
+    def rows_of(m):
+        ids = np.zeros((N, k), np.int32)
+        vals = np.zeros((N, k), np.float32)
+        for r in range(N):
+            nz = np.flatnonzero(m[r])
+            ids[r, :len(nz)], vals[r, :len(nz)] = nz, m[r, nz]
+        return jnp.asarray(ids), jnp.asarray(vals)
+    return rows_of(dense), rows_of(dense.T)
+
+
+def random_sparse_link(rng, k):
+    """A link matrix with at most k nonzeros per row and column, zero
+    diagonal, rows and columns summing to < 1."""
+    dense = np.zeros((N, N), np.float32)
+    for shift in rng.choice(np.arange(1, N), size=k, replace=False):
+        for i in range(N):
+            if rng.random() < 0.7:
+                dense[i, (i + shift) % N] = rng.uniform(0.01, 1.0 / k)
+    return dense
+
+
+def sparse_vector(rng, size, total):
+    idx = rng.choice(N, size=size, replace=False).astype(np.int32)
+    val = rng.dirichlet(np.ones(size)).astype(np.float32) * total
+    dense = np.zeros(N, np.float32)
+    dense[idx] = val
+    return (jnp.asarray(idx), jnp.asarray(val)), dense
+
+
+def test_merge_top_sums_repeats_and_keeps_the_largest():
+    idx, val = merge_top(jnp.array([4, 2, 4, 7, 1], jnp.int32),
+                         jnp.array([0.1, 0.3, 0.25, 0.05, 0.2]), 3)
+    assert dict(zip(np.asarray(idx).tolist(), np.asarray(val).tolist())) == \
+        {4: np.float32(0.35), 2: np.float32(0.3), 1: np.float32(0.2)}
+    idx, val = merge_top(jnp.array([3, 3], jnp.int32), jnp.array([0.5, 0.25]), 2)
+    assert sorted(np.asarray(val).tolist()) == [0.0, 0.75]
+
+
+def test_sparse_update_without_cuts_equals_the_dense_one():
+    """With K_L = N slots nothing is cut: both storages are the dense L_t."""
+    rng = np.random.default_rng(0)
+    L = random_sparse_link(rng, 3)
+    pred, succ = storages(L, N)
+    w, w_dense = sparse_vector(rng, 3, 0.9)
+    (p_idx, p_val), p_dense = sparse_vector(rng, 4, 0.8)
+    p = (jnp.pad(p_idx, (0, N - 4)), jnp.pad(p_val, (0, N - 4)))  # K_L = N slots
+    new_pred, new_succ = sparse_link_update(pred, succ, p, w)
+    dense = np.asarray(link_update(jnp.asarray(L), jnp.asarray(p_dense), jnp.asarray(w_dense)))
+    np.testing.assert_allclose(to_dense(*new_pred, N), dense, atol=1e-6)
+    np.testing.assert_allclose(to_dense(*new_succ, N), dense.T, atol=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000))
+def test_sparse_update_is_the_dense_one_cut_to_its_largest_entries(seed):
+    """With K_L = 3: every kept entry has the dense update's value, and each
+    row (pred) and column (succ) keeps the K_L largest of the dense one."""
+    k = 3
+    rng = np.random.default_rng(seed)
+    L = random_sparse_link(rng, k)
+    pred, succ = storages(L, k)
+    w, w_dense = sparse_vector(rng, 2, rng.uniform(0.1, 1.0))
+    p, p_dense = sparse_vector(rng, k, rng.uniform(0.1, 1.0))
+    new_pred, new_succ = sparse_link_update(pred, succ, p, w)
+    dense = np.asarray(link_update(jnp.asarray(L), jnp.asarray(p_dense), jnp.asarray(w_dense)))
+    for (ids, vals), full in ((new_pred, dense), (new_succ, dense.T)):
+        ids, vals = np.asarray(ids), np.asarray(vals)
+        for r in range(N):
+            live = vals[r] > 0
+            np.testing.assert_allclose(vals[r][live], full[r, ids[r][live]], rtol=1e-5)
+            kth = np.sort(full[r])[::-1][:k]
+            np.testing.assert_allclose(np.sort(vals[r])[::-1], kth, rtol=1e-5, atol=1e-7)
+
+
+def test_precedence_and_directional_weightings_match_the_dense_ones():
+    rng = np.random.default_rng(1)
+    (p_idx, p_val), p_dense = sparse_vector(rng, 3, 0.7)
+    w, w_dense = sparse_vector(rng, 2, 0.6)
+    new_idx, new_val = sparse_precedence_update(p_idx, p_val, *w)
+    dense = np.asarray(precedence_update(jnp.asarray(p_dense), jnp.asarray(w_dense)))
+    got = np.zeros(N, np.float32)
+    np.add.at(got, np.asarray(new_idx), np.asarray(new_val))
+    top = np.sort(dense)[::-1][:3]
+    np.testing.assert_allclose(np.sort(got)[::-1][:3], top, rtol=1e-6)
+
+    L = random_sparse_link(rng, 3)
+    pred, succ = storages(L, 3)
+    r_idx = jnp.array([[1, 4], [0, 8]], jnp.int32)
+    r_w = jnp.array([[0.7, 0.3], [0.5, 0.25]])
+    r_dense = np.zeros((2, N), np.float32)
+    for h in range(2):
+        r_dense[h, np.asarray(r_idx[h])] = np.asarray(r_w[h])
+    (f_idx, f_val), (b_idx, b_val) = sparse_directional_weightings(pred, succ, r_idx, r_w)
+    fwd, bwd = directional_weightings(jnp.asarray(L), jnp.asarray(r_dense))
+    for (idx, val), want in (((f_idx, f_val), fwd), ((b_idx, b_val), bwd)):
+        got = np.zeros((2, N), np.float32)
+        for h in range(2):
+            np.add.at(got[h], np.asarray(idx[h]), np.asarray(val[h]))
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_link_update_gradients_match_finite_differences():
+    """Without cuts (K_L = N slots, every column once per row): which entries
+    are kept cannot change under a small step, so the update is smooth."""
+    rng = np.random.default_rng(2)
+    L = random_sparse_link(rng, 3)
+    full = lambda m: (jnp.broadcast_to(jnp.arange(N, dtype=jnp.int32), (N, N)), jnp.asarray(m))
+    pred, succ = full(L), full(L.T)
+    (w_idx, w_val), _ = sparse_vector(rng, 2, 0.6)
+    (p_idx, p_val), _ = sparse_vector(rng, N, 0.5)
+
+    def f(pred_vals, succ_vals, w_val, p_val):
+        new_pred, new_succ = sparse_link_update((pred[0], jnp.asarray(pred_vals)),
+                                                (succ[0], jnp.asarray(succ_vals)),
+                                                (p_idx, p_val), (w_idx, w_val))
+        return jnp.sum(new_pred[1] ** 2) + jnp.sum(jnp.sin(new_succ[1]))
+
+    check_grads(f, (pred[1], succ[1], w_val, p_val), order=1, modes=["rev"],
+                atol=1e-2, rtol=1e-2)
+    assert jax.grad(f)(pred[1], succ[1], w_val, p_val).shape == (N, N)
