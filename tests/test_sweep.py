@@ -214,6 +214,32 @@ def test_a_directory_of_another_sweep_is_refused(tmp_path):
         run_sweep(path, out)
 
 
+def test_a_sweep_directory_made_before_a_config_field_was_added_is_the_same_sweep(tmp_path):
+    """A field added to mannlab since the sweep ran, with its default, changes
+    no trial: the directory is accepted (read with today's defaults) and its
+    sweep.json brought up to date; a stored value that differs is still refused."""
+    write_base(tmp_path)
+    path = write_sweep(tmp_path, "base: tiny.yaml\nseeds: 2\n")
+    plan = load_plan(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    data = results.new_sweep_json(plan, str(out), "ray")
+    for trial in data["trials"]:
+        trial["status"] = "not_converged"  # done: nothing left to run, no Ray
+    for c in data["configurations"]:
+        del c["config"]["train"]["score_train_limit"]  # as if the field were new
+    data["fingerprint"] = "0123456789abcdef"
+    del data["sequences"]  # sweep.json before it recorded them
+    results.write_results(out, data)
+    assert run_sweep(path, out).data["fingerprint"] == plan.fingerprint()
+    assert results.read_sweep_json(out)["fingerprint"] == plan.fingerprint()
+
+    data["configurations"][0]["config"]["train"]["max_steps"] = 41
+    results.write_results(out, data)
+    with pytest.raises(SweepError, match=r"c0 train.max_steps: 41 there, 40 now"):
+        run_sweep(path, out)
+
+
 def test_trials_a_killed_driver_did_not_record_are_read_from_their_run_directories(tmp_path):
     """The driver was killed (kill -9, the machine went down) after trials
     finished and were copied, before sweep.json said so: running again reads

@@ -94,9 +94,12 @@ def run_sweep(sweep: str | Path, sweep_dir: str | Path | None = None,
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else default_dir(plan.source)
     data = results.read_sweep_json(sweep_dir)
     if data is not None:
-        if data["fingerprint"] != plan.fingerprint():
+        stored = data["fingerprint"]
+        if not results.same_plan(data, plan):
             raise SweepError(f"{sweep_dir}: holds another sweep ({data['sweep']}: "
                              f"{results.plan_difference(data, plan)}); choose another --dir")
+        if data["fingerprint"] != stored:  # read with fields added since: the same trials
+            results.write_results(sweep_dir, data)
         recovered = results.recover_finished(sweep_dir, data)
         if recovered["trials"] != data["trials"]:  # what a killed driver did not record
             data = recovered

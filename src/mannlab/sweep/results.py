@@ -23,7 +23,8 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from mannlab.sweep.spec import Plan, SweepError
+from mannlab.config import ConfigError, parse_config
+from mannlab.sweep.spec import Plan, SweepError, SweepFile, fingerprint
 from mannlab.training.files import write_text_atomic
 from mannlab.training.rundir import SEEDS_FILE, read_seed_results, seed_dir
 from mannlab.viz.sweep_report import FORMAT, SWEEP_FILE, TRIALS_DIR
@@ -128,6 +129,7 @@ def new_sweep_json(plan: Plan, storage: str, experiment: str) -> dict:
         "fingerprint": plan.fingerprint(),
         "ray": {"storage": storage, "experiment": experiment},
         "lengths": plan.lengths,
+        "sequences": plan.sequences,
         "configurations": [{"id": c.id, "label": c.label, "base": c.base, "values": c.values,
                             "config": c.config.model_dump(mode="json")}
                            for c in plan.configurations],
@@ -146,9 +148,39 @@ def _first_difference(old, new, where: str = "") -> str | None:
     return None if old == new else f"{where}: {old!r} there, {new!r} now"
 
 
+def same_plan(data: dict, plan: Plan) -> bool:
+    """Whether a sweep.json was made for `plan`: the same fingerprint, or the
+    same once its stored configs are read with today's config classes (a
+    field added to mannlab since, with a default, changes no trial). If so,
+    `data` is brought up to today's fingerprint and configs."""
+    if data["fingerprint"] == plan.fingerprint():
+        return True
+    try:
+        configs = {c["id"]: parse_config(c["config"], f"sweep.json {c['id']}")
+                   for c in data["configurations"]}
+        trials = [(t["id"], configs[t["configuration"]].model_copy(update={"seed": t["seed"]}))
+                  for t in data["trials"]]
+    except (ConfigError, KeyError):
+        return False
+    sequences = data.get("sequences", SweepFile.model_fields["sequences"].default)
+    if fingerprint(trials, data.get("lengths"), sequences) != plan.fingerprint():
+        return False
+    data["fingerprint"], data["sequences"] = plan.fingerprint(), plan.sequences
+    data["configurations"] = new_sweep_json(plan, "", "")["configurations"]
+    return True
+
+
+def _read_with_defaults(config: dict) -> dict:
+    """A stored config with today's defaults filled in (as stored if it no longer parses)."""
+    try:
+        return parse_config(config).model_dump(mode="json")
+    except ConfigError:
+        return config
+
+
 def plan_difference(data: dict, plan: Plan) -> str:
     """What differs between the plan a sweep.json was made for and `plan`, in a few words."""
-    old = {c["id"]: c["config"] for c in data["configurations"]}
+    old = {c["id"]: _read_with_defaults(c["config"]) for c in data["configurations"]}
     new = {c.id: c.config.model_dump(mode="json") for c in plan.configurations}
     if list(old) != list(new):
         return f"configurations {', '.join(old)} there, {', '.join(new)} now"

@@ -200,6 +200,14 @@ class Trial:
                 "lengths": list(plan.lengths or []), "sequences": plan.sequences}
 
 
+def fingerprint(trials: list[tuple[str, RunConfig]], lengths: list[int] | None,
+                sequences: int) -> str:
+    """A hash of trials (id and resolved config) and their evaluation."""
+    text = json.dumps([[tid, config.model_dump(mode="json")] for tid, config in trials]
+                      + [lengths, sequences], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Plan:
     """Every trial of a sweep, with how to run them."""
@@ -219,9 +227,7 @@ class Plan:
     def fingerprint(self) -> str:
         """A hash of what the trials compute (configs, seeds, evaluation): a
         sweep directory belongs to one plan."""
-        text = json.dumps([[t.id, t.config.model_dump(mode="json")] for t in self.trials]
-                          + [self.lengths, self.sequences], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return fingerprint([(t.id, t.config) for t in self.trials], self.lengths, self.sequences)
 
     def max_steps(self) -> int:
         return max(t.config.train.max_steps for t in self.trials)
