@@ -27,6 +27,7 @@ from mannlab.models.lstm import LSTM
 from mannlab.models.mann_rl import MannRL
 from mannlab.models.ntm import NTM
 from mannlab.models.sam import SAM
+from mannlab.models.sdnc import SDNC
 from mannlab.tasks.associative_recall import AssociativeRecallTask
 from mannlab.tasks.chomsky import TASKS as CHOMSKY_TASKS
 from mannlab.tasks.chomsky.base import ChomskyTask
@@ -291,6 +292,31 @@ class SAMConfig(ModelSection):
         return self
 
 
+class SDNCConfig(ModelSection):
+    """Sparse DNC (Rae et al. 2016): `mannlab.models.sdnc`."""
+
+    target: ClassVar[type] = SDNC
+    name: Literal["sdnc"]
+    controller: Literal["lstm", "feedforward"] = arg(SDNC, "controller")
+    controller_size: int = arg(SDNC, "controller_size", ge=1)
+    controller_layers: int = arg(SDNC, "controller_layers", ge=1)
+    memory_size: int = arg(SDNC, "memory_size", ge=1)
+    memory_width: int = arg(SDNC, "memory_width", ge=1)
+    read_heads: int = arg(SDNC, "read_heads", ge=1)
+    top_k: int = arg(SDNC, "top_k", ge=1, description="rows each read head reads (K)")
+    link_k: int = arg(SDNC, "link_k", ge=1,
+                      description="link entries kept per row and per column (K_L)")
+    trace_memory: bool = arg(SDNC, "trace_memory")
+
+    @model_validator(mode="after")
+    def _ks_fit(self):
+        for name in ("top_k", "link_k"):
+            if getattr(self, name) > self.memory_size:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be at most memory_size "
+                                 f"({self.memory_size})")
+        return self
+
+
 class MannRLConfig(ModelSection):
     """MANN-RL's networks (Barrett 2025): `mannlab.models.mann_rl`. Its
     training recipe is the ``train`` section's ``mann_rl`` part."""
@@ -318,7 +344,8 @@ class MannRLConfig(ModelSection):
                 "memory_hidden": tuple(kw["memory_hidden"])}
 
 
-ModelConfig = Annotated[LSTMConfig | NTMConfig | DNCConfig | SAMConfig | MannRLConfig,
+ModelConfig = Annotated[LSTMConfig | NTMConfig | DNCConfig | SAMConfig | SDNCConfig
+                        | MannRLConfig,
                         Field(discriminator="name")]
 
 

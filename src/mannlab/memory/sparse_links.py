@@ -14,8 +14,15 @@ sparse write weighting w (S rows) and a sparse precedence p (K_L rows), a
 step changes only the rows written, the rows p points to, and the rows whose
 list holds a written row (found through the other storage): a few hundred
 rows, each recomputed from its K_L entries plus the new ones and cut back to
-its K_L largest (`link_rows_update`). Where no cut dropped an entry, the
-values are the dense update's exactly (tests/test_sparse_links.py).
+its K_L largest (`link_rows_update`).
+
+The storages are cut independently (pred to K_L entries per row, succ per
+column). An entry one of them cut is not removed from the other, which no
+longer finds that row through its transpose when the entry's other row is
+written: there the entry stops decaying. Without cuts (fewer than K_L
+entries per row and column, e.g. K_L = N) the two are the same matrix and
+every value is the dense one (tests); with cuts, the rows a step recomputes
+are exact cuts of the dense update (tests/test_sparse_links.py).
 
 Both storages follow one rule, A'[r, c] = (1 - x_r - y_c) A[r, c] + u_r v_c
 with zero diagonal: pred is L (x = y = u = w, v = p), succ is L^T (x = y =
