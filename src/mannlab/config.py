@@ -404,6 +404,16 @@ class TrainConfig(Strict):
         1, ge=1, description="training steps run in one compiled call (a lax.scan over "
         "steps): the host's per-call cost is paid once per this many steps; the steps of a "
         "call are padded to the longest of their batches")
+    curriculum: Literal["uniform", "grow"] = Field(
+        "uniform", description="uniform: every batch from the task's training distribution "
+        "(lengths uniform over its range); grow: each batch of one length, uniform from the "
+        "task's shortest up to a maximum that starts at curriculum_start and grows by "
+        "curriculum_step whenever the convergence metric, averaged over the training steps "
+        "of the last log_every, is below curriculum_threshold (training/curriculum.py)")
+    curriculum_start: int = Field(2, ge=1, description="grow: the first maximum length")
+    curriculum_step: int = Field(2, ge=1, description="grow: how much the maximum grows")
+    curriculum_threshold: float | None = Field(
+        None, ge=0, description="grow: the training metric to pass (default: converge_at)")
     mann_rl: MannRLRecipe | None = Field(
         None, description="MANN-RL's memory-net recipe (model mann_rl only; defaults filled in)")
 
@@ -412,6 +422,13 @@ class TrainConfig(Strict):
         if self.score_every is not None and self.score_every % self.eval_every:
             raise ValueError(f"score_every ({self.score_every}) must be a multiple of "
                              f"eval_every ({self.eval_every})")
+        return self
+
+    @model_validator(mode="after")
+    def _curriculum_threshold(self):
+        if (self.curriculum == "grow" and self.curriculum_threshold is None
+                and self.converge_at is None):
+            raise ValueError("curriculum: grow needs curriculum_threshold (or converge_at)")
         return self
 
     @model_validator(mode="after")

@@ -351,6 +351,10 @@ each key's check and what it should be."""
 OPTIONAL_STATE = {
     "seed": (_whole, "a whole number >= 0"),
     "diverged": (_record, "an object or null"),
+    "curriculum": (lambda v: isinstance(v, dict) and _whole(v.get("maximum"))
+                   and v["maximum"] >= 1 and isinstance(v.get("values"), list)
+                   and all(_number(x) for x in v["values"]),
+                   "an object with a maximum length >= 1 and a list of numbers"),
 }
 
 MANN_RL_STATE = {

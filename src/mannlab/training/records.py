@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from mannlab.training.curriculum import GrowingLength
 from mannlab.training.files import RunFileError, write_text_atomic
 
 METRICS_FILE = "metrics.jsonl"
@@ -28,7 +29,9 @@ class SeedProgress:
     """Host-side state of one seed, besides its arrays.
 
     `windows` hold the last `window` training values of each metric (the
-    ``<metric>_window`` averages of the records and the progress line).
+    ``<metric>_window`` averages of the records and the progress line);
+    `curriculum` is the seed's growing length range (``train.curriculum:
+    grow``), None when the task samples its own lengths.
     """
 
     seed: int
@@ -40,6 +43,7 @@ class SeedProgress:
     last_eval: dict | None = None
     windows: dict = field(default_factory=dict)
     diverged: dict | None = None
+    curriculum: GrowingLength | None = None
 
     @property
     def training(self) -> bool:
@@ -57,7 +61,8 @@ class SeedProgress:
         return {"seed": self.seed, "step": self.step, "seconds": self.seconds,
                 "rng": self.rng.bit_generator.state, "converged": self.converged,
                 "last_eval": self.last_eval,
-                "windows": {k: list(v) for k, v in self.windows.items()}}
+                "windows": {k: list(v) for k, v in self.windows.items()},
+                **({"curriculum": self.curriculum.to_json()} if self.curriculum else {})}
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint's JSON `state`."""
@@ -65,6 +70,8 @@ class SeedProgress:
         self.rng.bit_generator.state = state["rng"]
         self.converged, self.last_eval = state["converged"], state["last_eval"]
         self.windows = {k: deque(v, maxlen=self.window) for k, v in state["windows"].items()}
+        if self.curriculum is not None and "curriculum" in state:
+            self.curriculum.restore(state["curriculum"])
 
 
 def _step_of(line: str) -> int | None:

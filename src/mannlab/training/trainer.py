@@ -37,6 +37,7 @@ from mannlab.training.checkpoint import (
     remove_stale_temporaries,
     save_checkpoints,
 )
+from mannlab.training.curriculum import make_curriculum
 from mannlab.training.files import write_text_atomic
 from mannlab.training.lock import SeedLock
 from mannlab.training.mann_rl import MannRLLearner
@@ -131,7 +132,8 @@ class Trainer:
             self.task = config.task.build()
             models = [build_model(config, self.task, s) for s in seeds]
             self.learner = make_learner(config, self.task, models, seeds)
-            self.seeds = [SeedProgress(s, np.random.default_rng(s), self.cfg.window)
+            self.seeds = [SeedProgress(s, np.random.default_rng(s), self.cfg.window,
+                                       curriculum=make_curriculum(self.cfg, self.task))
                           for s in seeds]
             self.reporter, self.on_eval = reporter, list(on_eval)
             self.config_json = json.dumps(config.model_dump(mode="json"))
@@ -253,8 +255,14 @@ class Trainer:
         K, cfg = self.cfg.steps_per_call, self.cfg
         step = max(p.step for p in self.seeds)
         live_steps = min(K - step % K, cfg.max_steps - step)
-        return [[self.task.sample(p.rng, cfg.batch_size) if k < live_steps and p.training
-                 else None for p in self.seeds] for k in range(K)]
+        return [[self._sample(p) if k < live_steps and p.training else None
+                 for p in self.seeds] for k in range(K)]
+
+    def _sample(self, p: SeedProgress) -> Batch:
+        """Seed `p`'s next training batch: the task's own, or its curriculum's."""
+        if p.curriculum is None:
+            return self.task.sample(p.rng, self.cfg.batch_size)
+        return p.curriculum.sample(self.task, p.rng, self.cfg.batch_size)
 
     def _out_of_budget(self) -> bool:
         """Whether the step budget or, for a seed still training, the time
@@ -287,15 +295,19 @@ class Trainer:
             if not rows:
                 continue
             bad = [j for j, r in enumerate(rows) if not np.isfinite(r[0])]
-            for _, m, _ in rows:
+            drawn = {"curriculum_max": p.curriculum.maximum} if p.curriculum else {}
+            for j, (_, m, _) in enumerate(rows):
                 for k, name in enumerate(names):
                     p.push(name, float(m[k]))
+                if p.curriculum is not None:
+                    p.curriculum.observe(p.step - len(rows) + j + 1, float(m[0]))
             record = {"split": "train", "step": p.step, "seconds": round(p.seconds, 3),
                       "sequences": p.step * cfg.batch_size,
                       "loss": float(np.mean([r[0] for r in rows])),
                       "grad_norm": float(np.mean([r[2] for r in rows])),
                       "learning_rate": cfg.learning_rate,
                       "seq_per_s": len(rows) * cfg.batch_size / max(elapsed, 1e-9),
+                      **drawn,  # the longest length these steps could draw
                       **self.learner.record(i)}
             for k, name in enumerate(names):
                 record[name] = float(np.mean([r[1][k] for r in rows]))
