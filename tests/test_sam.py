@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from mannlab.memory.lsh import build_index
 from mannlab.models.ntm import NTM
 from mannlab.models.sam import SAM
 from mannlab.tasks.copy import CopyTask
@@ -159,3 +160,23 @@ def test_bad_input_is_a_one_line_error(kw, message):
     with pytest.raises(ValueError) as err:
         SAM(I, O, key=jax.random.key(0), **{**SMALL, **kw})
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_lsh_search_fast_equals_reference_and_covering_probes_equal_exact():
+    """search="lsh": the fast kernel still equals autodiff; with one
+    hyperplane, probes one bit away and room for every row, the index finds
+    every written row, so the model computes what the exact search does."""
+    xs = jax.random.normal(jax.random.key(6), (T, B, I))
+    lsh = {"search": "lsh", "lsh_bits": 1, "lsh_capacity": 6}
+    ref, fast, exact = model("reference", **lsh), model("fast", **lsh), model("fast")
+    state = ref.init_state(B)
+    state = state._replace(memory=0.3 * jax.random.normal(jax.random.key(2), state.memory.shape))
+    index = jax.vmap(lambda m: build_index(m, ref.planes, 6))(state.memory)
+    (v_ref, g_ref), (v_fast, g_fast) = (
+        value_and_grads(m, xs, state._replace(index=index), None) for m in (ref, fast))
+    np.testing.assert_allclose(v_fast, v_ref, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(np.abs(b).max()))
+    ys_exact, _ = exact(xs, state._replace(index=None))
+    ys_lsh, _ = fast(xs, state._replace(index=index))
+    np.testing.assert_allclose(ys_lsh, ys_exact, rtol=1e-5, atol=1e-6)

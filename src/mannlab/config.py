@@ -283,6 +283,14 @@ class SAMConfig(ModelSection):
     trace_memory: bool = arg(SAM, "trace_memory", description=(
         "figures get the memory after each step (T x N x W: small memories only)"))
     kernels: Literal["reference", "fast"] = arg(SAM, "kernels")
+    search: Literal["exact", "lsh"] = arg(SAM, "search", description=(
+        "exact: similarities to all rows, then top K; lsh: random-hyperplane buckets "
+        "(approximate; memory/lsh.py)"))
+    lsh_bits: int | None = arg(SAM, "lsh_bits", ge=1, le=24,
+                               description="hyperplanes (default: log2(memory_size / 8))")
+    lsh_capacity: int = arg(SAM, "lsh_capacity", ge=1, description="rows per bucket")
+    lsh_radius: int = arg(SAM, "lsh_radius", ge=0, le=2,
+                          description="buckets within this many bits are probed")
 
     @model_validator(mode="after")
     def _k_fits(self):

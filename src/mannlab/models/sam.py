@@ -46,12 +46,21 @@ Memory starts at zero; before anything is written, reads choose rows
 0..K-1 (ties go to the lower index) and the LRU row is row 0.
 """
 
-from typing import NamedTuple
+import math
+from typing import Literal, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from mannlab.memory.lsh import (
+    LSHIndex,
+    empty_index,
+    hash_codes,
+    lsh_top_k,
+    random_planes,
+    update_index,
+)
 from mannlab.memory.sparse_read import (
     exact_top_k,
     gather_rows,
@@ -70,6 +79,11 @@ from mannlab.memory.sparse_write import (
 )
 from mannlab.models.base import KernelsName, SequenceModel, choose_kernels
 from mannlab.models.controller import ControllerKind, make_controller
+
+SearchName = Literal["exact", "lsh"]
+"""How a read head finds its K rows: "exact" (similarities to all N rows, then
+`jax.lax.top_k`) or "lsh" (`memory/lsh.py`: the rows in the buckets of the
+key's random-hyperplane code and those near it; approximate, sublinear)."""
 
 SAM_KERNELS = {"reference": "reference", "fast": "fast"}
 """`SAM(kernels=...)`: a scan over `step` under autodiff, or the custom VJP
@@ -114,7 +128,9 @@ class SAMState(NamedTuple):
     controller: the controller's state; memory [B, N, W]; last_access [B, N]
     int32 (each row's last access time; usage is time - last_access);
     time [B] int32 (steps taken); read_indices [B, R, K] int32 and
-    read_weights [B, R, K] (the previous read, w_{t-1}^R); reads [B, R, W].
+    read_weights [B, R, K] (the previous read, w_{t-1}^R); reads [B, R, W];
+    index: the LSH index of the written rows (leaves [B, ...]) with
+    ``search="lsh"``, else None.
     """
 
     controller: object
@@ -124,6 +140,7 @@ class SAMState(NamedTuple):
     read_indices: jnp.ndarray
     read_weights: jnp.ndarray
     reads: jnp.ndarray
+    index: LSHIndex | None = None
 
 
 class SAMTrace(NamedTuple):
@@ -152,12 +169,16 @@ class SAM(SequenceModel):
     controller: eqx.Module
     interface: eqx.nn.Linear
     readout: eqx.nn.Linear
+    planes: jnp.ndarray | None
     memory_size: int = eqx.field(static=True)
     memory_width: int = eqx.field(static=True)
     read_heads: int = eqx.field(static=True)
     top_k: int = eqx.field(static=True)
     trace_memory: bool = eqx.field(static=True)
     kernels: str = eqx.field(static=True)
+    search_kind: str = eqx.field(static=True)
+    lsh_capacity: int = eqx.field(static=True)
+    lsh_radius: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -173,9 +194,27 @@ class SAM(SequenceModel):
         top_k: int = 4,
         trace_memory: bool = False,
         kernels: KernelsName = "fast",
+        search: SearchName = "exact",
+        lsh_bits: int | None = None,
+        lsh_capacity: int = 32,
+        lsh_radius: int = 1,
         key: jax.Array,
     ):
+        """``search="lsh"``: ``lsh_bits`` hyperplanes (None: log2(N / 8),
+        at least 4, about 8 rows per bucket), ``lsh_capacity`` rows per
+        bucket, buckets within ``lsh_radius`` bits probed. The hyperplanes
+        are fixed (a model array that never gets a gradient)."""
         choose_kernels(SAM_KERNELS, kernels)
+        if search not in ("exact", "lsh"):
+            raise ValueError(f"search: unknown value {search!r} (expected 'exact' or 'lsh')")
+        if lsh_radius not in (0, 1, 2):
+            raise ValueError(f"lsh_radius: 0, 1 or 2 bits, got {lsh_radius!r}")
+        if lsh_bits is None:
+            lsh_bits = max(4, round(math.log2(max(memory_size, 1) / 8)))
+        if not isinstance(lsh_bits, int) or not 1 <= lsh_bits <= 24:
+            raise ValueError(f"lsh_bits: between 1 and 24, got {lsh_bits!r}")
+        if not isinstance(lsh_capacity, int) or lsh_capacity < 1:
+            raise ValueError(f"lsh_capacity: must be a positive integer, got {lsh_capacity!r}")
         for name, value in (("memory_size", memory_size), ("memory_width", memory_width),
                             ("read_heads", read_heads), ("top_k", top_k)):
             if not isinstance(value, int) or value < 1:
@@ -185,7 +224,10 @@ class SAM(SequenceModel):
         self.memory_size, self.memory_width = memory_size, memory_width
         self.read_heads, self.top_k = read_heads, top_k
         self.trace_memory, self.kernels = trace_memory, kernels
-        k_ctrl, k_if, k_out = jax.random.split(key, 3)
+        self.search_kind, self.lsh_capacity, self.lsh_radius = search, lsh_capacity, lsh_radius
+        k_ctrl, k_if, k_out, k_planes = jax.random.split(key, 4)
+        self.planes = (random_planes(k_planes, lsh_bits, memory_width) if search == "lsh"
+                       else None)
         self.controller = make_controller(controller, input_size + read_heads * memory_width,
                                           controller_size, controller_layers, key=k_ctrl)
         self.interface = eqx.nn.Linear(controller_size,
@@ -202,13 +244,16 @@ class SAM(SequenceModel):
         rows 0..K-1 with zero weight, zero read vectors."""
         N, W, R, K = self.memory_size, self.memory_width, self.read_heads, self.top_k
         tile = lambda a: jnp.broadcast_to(a, (batch,) + a.shape)
+        index = None
+        if self.planes is not None:
+            index = jax.tree.map(tile, empty_index(N, self.planes.shape[0], self.lsh_capacity))
         return SAMState(self.controller.init_state(batch),
                         jnp.zeros((batch, N, W)),
                         jnp.zeros((batch, N), jnp.int32),
                         jnp.zeros((batch,), jnp.int32),
                         tile(jnp.broadcast_to(jnp.arange(K, dtype=jnp.int32), (R, K))),
                         jnp.zeros((batch, R, K)),
-                        jnp.zeros((batch, R, W)))
+                        jnp.zeros((batch, R, W)), index)
 
     # ------------------------------------------------------------ one example
     def _interface(self, ctrl, reads, x):
@@ -216,9 +261,24 @@ class SAM(SequenceModel):
         return ctrl, h, split_sam_interface(self.interface(h), self.read_heads,
                                             self.memory_width)
 
-    def search(self, memory: jnp.ndarray, keys: jnp.ndarray) -> jnp.ndarray:
+    def index_written(self, index: LSHIndex | None, rows: jnp.ndarray,
+                      new_rows: jnp.ndarray) -> LSHIndex | None:
+        """The LSH index after a write of `new_rows` [S, W] at `rows` [S] (None
+        with the exact search)."""
+        if index is None or self.planes is None:
+            return index
+        planes = jax.lax.stop_gradient(self.planes)
+        return update_index(index, rows, hash_codes(jax.lax.stop_gradient(new_rows), planes))
+
+    def search(self, memory: jnp.ndarray, keys: jnp.ndarray,
+               index: LSHIndex | None = None) -> jnp.ndarray:
         """The K rows each read head reads: memory [N, W], keys [R, W] -> [R, K]."""
-        return exact_top_k(memory, keys, self.top_k)
+        if self.search_kind == "exact":
+            return exact_top_k(memory, keys, self.top_k)
+        if index is None:
+            raise ValueError("search: 'lsh' needs the state's index (init_state makes one)")
+        return lsh_top_k(memory, keys, jax.lax.stop_gradient(self.planes), index, self.top_k,
+                         self.lsh_radius)
 
     def _read(self, rows, f: SAMInterface):
         weights = sparse_content_weighting(rows, f.read_keys, f.read_strengths)
@@ -231,14 +291,15 @@ class SAM(SequenceModel):
         w_idx = write_indices(state.read_indices, lru)
         w_w = sparse_write_weighting(state.read_weights, f.alpha, f.gamma)
         memory = sparse_write(state.memory, w_idx, w_w, f.write_vector, lru)
-        r_idx = self.search(memory, f.read_keys)
+        index = self.index_written(state.index, w_idx, gather_rows(memory, w_idx))
+        r_idx = self.search(memory, f.read_keys, index)
         r_w, reads = self._read(gather_rows(memory, r_idx), f)
         time = state.time + 1
         last = record_access(state.last_access, jnp.concatenate([w_idx, r_idx.ravel()]),
                              jnp.concatenate([w_w, r_w.ravel()]), time)
         y = self.readout(jnp.concatenate([h, reads.ravel()]))
         trace = SAMTrace(r_idx, r_w, w_idx, w_w, memory if self.trace_memory else None)
-        return SAMState(ctrl, memory, last, time, r_idx, r_w, reads), y, trace
+        return SAMState(ctrl, memory, last, time, r_idx, r_w, reads, index), y, trace
 
     def step(self, state: SAMState, x: jnp.ndarray):
         """x [B, I] -> (state, y [B, O], SAMTrace). In a user's own `lax.scan`
@@ -283,11 +344,11 @@ class SAM(SequenceModel):
             raise ValueError(f"xs must be [T, B, I], got shape {xs.shape}")
         params, static = eqx.partition(self, eqx.is_array)
         small = SAMSmall(state.controller, state.read_weights, state.reads)
-        ints = (state.last_access, state.time, state.read_indices)
+        ints = (state.last_access, state.time, state.read_indices, state.index)
         ys, small, memory, ints = _sequence(static)(params, xs, small, state.memory, ints, mask)
-        last, time, r_idx = ints
+        last, time, r_idx, index = ints
         return ys, SAMState(small.controller, memory, last, time, r_idx, small.read_weights,
-                            small.reads)
+                            small.reads, index)
 
 
 # ------------------------------------------------ the custom VJP over a sequence
@@ -307,14 +368,15 @@ def _forward(model: SAM, xs, small, memory, ints, mask):
     batched = jax.vmap
 
     def body(carry, inputs):
-        small, memory, (last, time, r_prev) = carry
+        small, memory, (last, time, r_prev, index) = carry
         x, m = inputs
         lru = batched(least_recently_used)(last)
         w_idx = batched(write_indices)(r_prev, lru)
         old = batched(gather_rows)(memory, w_idx)
         written, new_rows = batched(model._write_part)(small, x, old, w_idx)
         memory_w = batched(_scatter_set)(memory, w_idx, new_rows)
-        r_idx = batched(model.search)(memory_w, written[2].read_keys)
+        index_w = batched(model.index_written)(index, w_idx, new_rows)
+        r_idx = batched(model.search)(memory_w, written[2].read_keys, index_w)
         given = batched(gather_rows)(memory_w, r_idx.reshape(B, -1))
         new_small, y, rows_out, (r_w, w_w) = batched(
             model._read_part, in_axes=(0, 0, None if m is None else 0, 0, 0, 0, 0, 0))(
@@ -329,8 +391,12 @@ def _forward(model: SAM, xs, small, memory, ints, mask):
             last_new = jnp.where(m[:, None], last_new, last)
             time_new = jnp.where(m, time_new, time)
             r_state = jnp.where(m[:, None, None], r_idx, r_prev)
+            if index is not None:
+                index_w = jax.tree.map(
+                    lambda n, o: jnp.where(m.reshape((-1,) + (1,) * (n.ndim - 1)), n, o),
+                    index_w, index)
         residual = (small, x, w_idx, r_idx, old)
-        return (new_small, memory_w, (last_new, time_new, r_state)), (y, residual)
+        return (new_small, memory_w, (last_new, time_new, r_state, index_w)), (y, residual)
 
     (small, memory, ints), (ys, residuals) = jax.lax.scan(body, (small, memory, ints),
                                                           (xs, mask))
