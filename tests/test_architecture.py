@@ -12,7 +12,8 @@ SRC = ROOT / "src" / "mannlab"
 
 
 def test_layers_import_downwards_only():
-    """memory -> models -> tasks -> config -> training -> viz -> api -> cli
+    """memory -> models -> tasks -> config -> training -> viz -> api -> pretrained ->
+    sweep -> bench -> cli
     (runtime at the bottom), with no ignored imports."""
     lint_imports = Path(sys.executable).parent / "lint-imports"  # the test extra installs it
     proc = subprocess.run([str(lint_imports), "--config", str(ROOT / "pyproject.toml")],

@@ -8,6 +8,7 @@
     mannlab configs
     mannlab pretrained
     mannlab sweep SWEEP.yaml [--dir DIR] [--address ADDR --storage PATH_OR_URI]
+    mannlab bench chomsky --models lstm ntm dnc [--tasks ...] [--steps N] [--seeds S] [--dir DIR]
 """
 
 import argparse
@@ -19,7 +20,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from mannlab import api, pretrained, runtime, sweep
+from mannlab import api, bench, pretrained, runtime, sweep
 from mannlab.config import ConfigError, shipped_configs
 from mannlab.training.checkpoint import CheckpointError
 from mannlab.training.trainer import TrainingInterrupted
@@ -94,8 +95,31 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
                    "start Ray on this machine, one trial per core)")
     w.add_argument("--storage", help="with --address: a path or S3-style URI every node "
                    "sees, for Tune's checkpoints (its storage_path)")
+    b = argparse.ArgumentParser(
+        prog="mannlab bench", description="a benchmark suite: tasks x models trained, scored "
+        "and set beside the published numbers")
+    b.add_argument("suite", help=f"the suite: {', '.join(bench.SUITES)}")
+    b.add_argument("--models", nargs="*", default=[], help="models to train, e.g. lstm ntm dnc")
+    b.add_argument("--tasks", nargs="+", help="tasks (default: the suite's first subset; all: "
+                   "every task)")
+    b.add_argument("--steps", metavar="N", help="training steps (default: the base configs')")
+    b.add_argument("--seeds", metavar="S", default="1", help="seeds per task x model x "
+                   "learning rate (default 1; the paper: 10)")
+    b.add_argument("--learning-rates", nargs="+", metavar="LR",
+                   help="learning rates (default: the base configs' own)")
+    b.add_argument("--max-length", metavar="L", help="evaluate test lengths up to L only "
+                   "(stated in every table)")
+    b.add_argument("--sequences", metavar="N", help="sequences per test length (default: the "
+                   "suite's)")
+    b.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
+                   help="config override for every model that has the field, or for MODEL: "
+                   "--set model.controller_size=64 --set lstm:model.hidden_size=64")
+    b.add_argument("--runner", default="auto", help="auto (a sweep on Ray when Ray is "
+                   "installed, else in this process), sweep or local")
+    b.add_argument("--dir", help="bench directory (default: bench/<suite>); the same command "
+                   "again skips finished training and scoring")
     return {"train": t, "eval": e, "show": s, "report": r, "configs": c, "pretrained": p,
-            "sweep": w}
+            "sweep": w, "bench": b}
 
 
 def _parser(commands: dict[str, argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -279,11 +303,49 @@ def cmd_sweep(args) -> int:
     return 1 if done.errors else 0
 
 
+def _whole(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{option}: expected a whole number, got {text!r}") from None
+
+
+def _number(option: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{option}: expected a number, got {text!r}") from None
+
+
+def cmd_bench(args) -> int:
+    started = time.perf_counter()
+    options = bench.BenchOptions(
+        models=tuple(args.models), tasks=tuple(args.tasks) if args.tasks else None,
+        steps=_whole("--steps", args.steps), seeds=_whole("--seeds", args.seeds),
+        learning_rates=(tuple(_number("--learning-rates", v) for v in args.learning_rates)
+                        if args.learning_rates else None),
+        max_length=_whole("--max-length", args.max_length),
+        sequences=_whole("--sequences", args.sequences), sets=tuple(args.set),
+        runner=args.runner)
+    done = bench.run_bench(args.suite, options, args.dir or f"bench/{args.suite}")
+    _console().print(bench.summary_table(done.data))
+    print(f"{done.path}/bench.json; {done.scored} seed(s) scored in this call; wall clock "
+          f"{time.perf_counter() - started:.1f} s; `mannlab report {done.path}` draws it")
+    if done.missing:
+        print(f"mannlab: {len(done.missing)} seed(s) not trained: {', '.join(done.missing)}; "
+              "run the same command again to continue", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runtime.configure(args.threads)
     commands = {"train": cmd_train, "eval": cmd_eval, "show": cmd_show, "report": cmd_report,
-                "configs": cmd_configs, "pretrained": cmd_pretrained, "sweep": cmd_sweep}
+                "configs": cmd_configs, "pretrained": cmd_pretrained, "sweep": cmd_sweep,
+                "bench": cmd_bench}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError) as err:

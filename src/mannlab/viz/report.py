@@ -30,6 +30,7 @@ from mannlab.training.evaluate import (
 )
 from mannlab.training.rundir import CONFIG_FILE, open_run
 from mannlab.viz import curves as curve_plots
+from mannlab.viz.bench_report import build_bench_report, is_bench_dir
 from mannlab.viz.figures import figure_title, sequence_figure
 from mannlab.viz.page import figure_html as _figure
 from mannlab.viz.page import write_page
@@ -217,6 +218,8 @@ def build_report(paths: list[str | Path], output: str | Path, lengths=DEFAULT_LE
     paths = [Path(p) for p in paths]
     if len(paths) == 1 and is_sweep_dir(paths[0]):  # a `mannlab sweep` directory
         return build_sweep_report(paths[0], output, title)
+    if len(paths) == 1 and is_bench_dir(paths[0]):  # a `mannlab bench` directory
+        return build_bench_report(paths[0], output, title)
     runs = [load_run(p, label, lengths, sequences, log)
             for p, label in zip(paths, _labels(paths))]
     figures, tables, parts = [], [], []
