@@ -1,7 +1,8 @@
 """Training throughput: sequences per second of the full training step.
 
 Copy task, fixed length 20 (41 steps), the model of each shipped config in
-`CONFIGS` (NTM and DNC: memory 128 x 20, LSTM-100 controller; LSTM: 3 x 256). For each batch
+`CONFIGS` (NTM and DNC: memory 128 x 20, LSTM-100 controller; LSTM: 3 x 256;
+SAM and SDNC at the DNC's size, 4 read heads of K = 4 rows, `OVERRIDES`). For each batch
 size it times the jitted step (forward, backward, optimiser update), one step
 per call, and prints the median of repeats; where the config runs several
 steps per call (`train.steps_per_call`, a `lax.scan` over steps, as the
@@ -32,8 +33,13 @@ import statistics
 import sys
 import time
 
-CONFIGS = {"ntm": "ntm-copy", "lstm": "lstm-copy", "dnc": "dnc-copy"}
+CONFIGS = {"ntm": "ntm-copy", "lstm": "lstm-copy", "dnc": "dnc-copy", "sam": "sam-copy",
+           "sdnc": "sdnc-copy"}
 """The shipped config (`mannlab configs`) each model is timed with."""
+OVERRIDES = {"sam": ["model.read_heads=4", "model.trace_memory=false"],
+             "sdnc": ["model.trace_memory=false"]}
+"""What makes a config's model the size the DNC is timed at (issue 18: SAM and
+SDNC at the DNC's benchmark size, memory 128 x 20 and 4 read heads)."""
 BASELINES = {"ntm": "plain_jax_ntm", "dnc": "plain_jax_dnc"}
 """The plain-JAX baseline of each model: a module next to this script."""
 
@@ -52,7 +58,7 @@ def mannlab_runner(model: str, batch: int, seeds: int, calls: int, steps_per_cal
     from mannlab.training.optimizer import make_optimizer
     from mannlab.training.step import make_train_step, stack_trees
 
-    config = load_config(find_config(CONFIGS[model]))
+    config = load_config(find_config(CONFIGS[model]), OVERRIDES.get(model, []))
     task = config.task.build()
     models = [build_model(config, task, s) for s in range(seeds)]
     params = stack_trees([eqx.filter(m, eqx.is_array) for m in models])
@@ -307,7 +313,8 @@ def main() -> int:
     print(f"threads: {args.threads}; median of {args.repeats} repeats; copy, length 20",
           flush=True)
     for model in args.models:
-        per_call = load_config(find_config(CONFIGS[model])).train.steps_per_call
+        per_call = load_config(find_config(CONFIGS[model]),
+                               OVERRIDES.get(model, [])).train.steps_per_call
         for batch in args.batches:
             probe = measure(model, batch, 1, 1, 5)
             steps = max(5, int(args.seconds * probe / batch))

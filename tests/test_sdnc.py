@@ -82,3 +82,14 @@ def test_config():
     with pytest.raises(ConfigError, match="link_k") as err:
         parse_config({"task": {"name": "copy"}, "model": {"name": "sdnc", "memory_size": 4}})
     assert "\n" not in str(err.value)
+
+
+def test_shipped_sdnc_config_builds():
+    from pathlib import Path
+
+    from mannlab.config import load_config
+
+    cfg = load_config(Path(__file__).parent.parent / "configs" / "sdnc-copy.yaml")
+    task = cfg.task.build()
+    model = cfg.model.build(task.input_size, task.output_size, jax.random.key(0))
+    assert (model.memory_size, model.read_heads, model.top_k, model.link_k) == (128, 4, 4, 8)
