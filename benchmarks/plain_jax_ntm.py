@@ -5,7 +5,7 @@ It stands in for the issue's "throwaway JAX prototype" (whole step under
 `jax.jit`, `lax.scan` over time, one thread), so that mannlab's throughput can
 be compared with it on the same machine in the same run, as a ratio. Same
 sizes as `configs/ntm-copy.yaml`: LSTM-100 controller, memory 128 x 20, one
-read and one write head, shifts -1..1, RMSprop (lr 1e-4, decay 0.95,
+read and one write head, shifts -1..1, RMSprop (lr 3e-4, decay 0.95,
 momentum 0.9), gradients clipped to [-10, 10]; the initial memory is constant
 (the config's is learned: one more [128, 20] parameter and its gradient), the
 heads start on row 0 and the first read vector is that row. Sharpening adds
@@ -20,7 +20,7 @@ It is a benchmark baseline only: no masks, no length buckets, no checks.
 import jax
 import jax.numpy as jnp
 import numpy as np
-from plain_jax_training import OPTIMISER, copy_cost, make_train_step
+from plain_jax_training import copy_cost, make_train_step, rmsprop
 
 __all__ = ["OPTIMISER", "init_params", "loss", "train_step"]  # what throughput.py uses
 
@@ -90,4 +90,5 @@ def loss(params, inputs, targets, mask):
     return copy_cost(logits, targets, mask)
 
 
-train_step = make_train_step(loss)
+OPTIMISER = rmsprop(3e-4)  # configs/ntm-copy.yaml's learning rate
+train_step = make_train_step(loss, OPTIMISER)

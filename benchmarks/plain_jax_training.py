@@ -1,13 +1,17 @@
 """What the plain-JAX baselines (`plain_jax_ntm.py`, `plain_jax_dnc.py`) share:
 the copy task's cost and one RMSprop training step, as in the configs
-(lr 1e-4, decay 0.95, momentum 0.9, gradients clipped to [-10, 10])."""
+(decay 0.95, momentum 0.9, gradients clipped to [-10, 10]; each baseline
+passes its config's learning rate)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-OPTIMISER = optax.chain(optax.clip(10.0), optax.rmsprop(1e-4, decay=0.95, momentum=0.9))
+
+def rmsprop(learning_rate: float) -> optax.GradientTransformation:
+    """The configs' optimiser: clip to [-10, 10], then RMSprop."""
+    return optax.chain(optax.clip(10.0), optax.rmsprop(learning_rate, decay=0.95, momentum=0.9))
 
 
 def copy_cost(logits, targets, mask):
@@ -16,14 +20,14 @@ def copy_cost(logits, targets, mask):
     return jnp.sum(cost * mask) / logits.shape[1] / np.log(2.0)
 
 
-def make_train_step(loss):
+def make_train_step(loss, optimiser: optax.GradientTransformation):
     """The jitted step (params, opt_state, inputs, targets, mask) -> (params,
     opt_state, loss) of `loss(params, inputs, targets, mask)`."""
 
     @jax.jit
     def train_step(params, opt_state, inputs, targets, mask):
         value, grads = jax.value_and_grad(loss)(params, inputs, targets, mask)
-        updates, opt_state = OPTIMISER.update(grads, opt_state, params)
+        updates, opt_state = optimiser.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
     return train_step

@@ -93,7 +93,7 @@ def test_grow_resumes_the_same_run_exactly(tmp_path, steps_per_call, first_stop)
     """The maximum and the values since the last decision are in the
     checkpoint: a run stopped (also between decisions) and resumed ends
     bit for bit where an uninterrupted one does."""
-    kw = dict(steps_per_call=steps_per_call, curriculum_threshold=3.0, log_every=10)
+    kw = {"steps_per_call": steps_per_call, "curriculum_threshold": 3.0, "log_every": 10}
     straight_run = tmp_path / "straight"
     config = grow_config(max_steps=60, **kw)
     create_run(straight_run, config, [3])
