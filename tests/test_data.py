@@ -16,10 +16,12 @@ from mannlab.tasks.seqdata import PACKAGED_DATA, data_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGED = [DEFAULT_DATA, DEFAULT_TRAIN, DEFAULT_HELDOUT,
-            "ud-english-ewt/en_ewt-ud-test.conllu.xz", "chomsky-fixtures/reverse_string.npz"]
+            "ud-english-ewt/en_ewt-ud-test.conllu.xz", "chomsky-fixtures/reverse_string.npz",
+            "babi/qa1_train.txt.xz", "babi/qa20_test.txt.xz", "babi/vocabulary.txt"]
 LICENCES = ["ud-english-ewt/LICENSE.txt", "ud-english-ewt/README.md",
             "mann-rl-logic/LICENSE.txt", "chomsky-fixtures/LICENSE.txt",
-            "chomsky-fixtures/README.md"]
+            "chomsky-fixtures/README.md", "babi/LICENSE.txt", "babi/PATENTS.txt",
+            "babi/README.md", "babi/PROVENANCE.md"]
 
 
 def test_the_data_and_their_licences_are_in_the_package():

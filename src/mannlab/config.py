@@ -29,6 +29,7 @@ from mannlab.models.ntm import NTM
 from mannlab.models.sam import SAM
 from mannlab.models.sdnc import SDNC
 from mannlab.tasks.associative_recall import AssociativeRecallTask
+from mannlab.tasks.babi import BabiTask
 from mannlab.tasks.chomsky import TASKS as CHOMSKY_TASKS
 from mannlab.tasks.chomsky.base import ChomskyTask
 from mannlab.tasks.copy import CopyTask
@@ -205,9 +206,41 @@ class ChomskyConfig(TaskSection):
         return CHOMSKY_TASKS[self.task](**{k: v for k, v in self.kwargs().items() if k != "task"})
 
 
+class BabiConfig(TaskSection):
+    """bAbI question answering (Weston et al. 2015) in the DNC paper's
+    protocol (`mannlab.tasks.babi`): one task, several or all 20 jointly."""
+
+    target: ClassVar[type] = BabiTask
+    name: Literal["babi"]
+    tasks: list[Annotated[int, Field(ge=1, le=20)]] | Literal["all"] = arg(
+        BabiTask, "tasks", description="task numbers 1..20, or all (the paper's joint training)")
+    train_size: Literal["1k", "10k"] = arg(BabiTask, "train_size")
+    train_stories: int | None = arg(BabiTask, "train_stories", ge=1, description=(
+        "at most this many training stories per task"))
+    punctuation: Literal["tokens", "drop"] = arg(BabiTask, "punctuation")
+    inputs: Literal["one_hot", "embedding"] = arg(BabiTask, "inputs", description=(
+        "one_hot (the paper's) or embedding (word ids and a learned embedding)"))
+    embedding_size: int = arg(BabiTask, "embedding_size", ge=1)
+    data_dir: str | None = arg(BabiTask, "data_dir",
+                               description="default: the packaged data/babi")
+    length_buckets: int = arg(BabiTask, "length_buckets", ge=1)
+
+    @model_validator(mode="after")
+    def _distinct_tasks(self):
+        if self.tasks != "all" and (not self.tasks or len(set(self.tasks)) != len(self.tasks)):
+            raise ValueError(f"tasks: expected distinct task numbers 1..20 or all, got "
+                             f"{self.tasks}")
+        return self
+
+    def build(self):
+        kw = self.kwargs()
+        return BabiTask(**{**kw, "tasks": kw["tasks"] if kw["tasks"] == "all"
+                           else tuple(kw["tasks"])})
+
+
 TaskConfig = Annotated[CopyConfig | RepeatCopyConfig | AssociativeRecallConfig | NGramsConfig
                        | PrioritySortConfig | LogicConfig | POSConfig | SentencesConfig
-                       | ChomskyConfig, Field(discriminator="name")]
+                       | ChomskyConfig | BabiConfig, Field(discriminator="name")]
 
 SYMBOL_TASKS = ("logic", "pos", "sentences")
 """Tasks of symbol sequences (`mannlab.tasks.seqdata`), the ones MANN-RL trains on."""
