@@ -219,8 +219,10 @@ def figure(run: str | Path, length: int | None = None, sample_seed: int = 0,
     _, config, seed_paths = rundir.open_run(run)
     _check_repeats(config, repeats)
     kwargs = {"repeats": repeats} if repeats else {}
-    length = config.task.build().max_length if length is None else length
+    task = config.task.build() if length is None or config.task.name == "babi" else None
+    length = task.max_length if length is None else length
     batch, traced = trace_sequence(config, seed_paths[0], length, sample_seed, **kwargs)
     title = figure_title(config, length, seed_paths[0].name)
+    labels = task.step_labels(batch) if hasattr(task, "step_labels") else None
     return sequence_figure(batch, traced.probs, traced.trace, title,
-                           memory_before=traced.memory_before)
+                           memory_before=traced.memory_before, step_labels=labels)

@@ -206,7 +206,8 @@ def figure_width(steps: int) -> float:
     return float(np.clip(3.0 + steps * 0.095, 9.0, 26.0))
 
 
-def sequence_figure(batch, probs, trace, title: str, memory_before=None):
+def sequence_figure(batch, probs, trace, title: str, memory_before=None,
+                    step_labels: list[str] | None = None):
     """A matplotlib Figure of one traced sequence (batch of one).
 
     Args:
@@ -216,6 +217,8 @@ def sequence_figure(batch, probs, trace, title: str, memory_before=None):
       title: names the model, task and length (see `figure_title`).
       memory_before: [N, M] memory before the first step (drawn next to the
         memory after the last step, on the same colour scale).
+      step_labels: [T] what each step's input is (bAbI: the story's words),
+        written along the bottom time axis instead of step numbers.
     """
     panels = sequence_panels(batch, probs, trace, memory_before)
     rows = [p for p in panels if p.kind == "time"]
@@ -231,7 +234,11 @@ def sequence_figure(batch, probs, trace, title: str, memory_before=None):
         first = first or ax
         _draw(fig, ax, p, xlabel=(i == len(rows) - 1))
         ax.set_xlim(-0.5, T - 0.5)
-        ax.tick_params(labelbottom=True)
+        # with step labels (words), only the bottom panel writes them
+        ax.tick_params(labelbottom=step_labels is None or i == len(rows) - 1)
+    if step_labels is not None:
+        ax.set_xticks(range(len(step_labels[:T])), step_labels[:T], rotation=90, fontsize=6)
+        ax.set_xlabel("input word", fontsize=9)
     if snaps:
         sub = grid[len(rows), 0].subgridspec(1, max(3, len(snaps)))
         for j, p in enumerate(snaps):
