@@ -39,7 +39,8 @@ def value_and_grads(m, xs, state, mask):
     return jax.value_and_grad(loss, argnums=(0, 1, 2))(params, xs, state.memory)
 
 
-@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+@pytest.mark.parametrize("masked", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["no-mask", "mask"])
 def test_fast_equals_autodiff_over_a_sequence_with_repeated_writes(masked):
     """Values and gradients of the memory-free backward pass equal plain
     autodiff's to float32 rounding, over a sequence where rows are written
@@ -162,6 +163,7 @@ def test_bad_input_is_a_one_line_error(kw, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # three models' gradients compiled: 10-20 s
 def test_lsh_search_fast_equals_reference_and_covering_probes_equal_exact():
     """search="lsh": the fast kernel still equals autodiff; with one
     hyperplane, probes one bit away and room for every row, the index finds

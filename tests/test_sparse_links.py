@@ -4,6 +4,7 @@ update (memory/temporal_links.py) restricted to the same nonzeros."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
@@ -128,6 +129,7 @@ def test_precedence_and_directional_weightings_match_the_dense_ones():
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+@pytest.mark.slow  # finite differences over N x N storages: 10-17 s
 def test_link_update_gradients_match_finite_differences():
     """Without cuts (K_L = N slots, every column once per row): which entries
     are kept cannot change under a small step, so the update is smooth."""
