@@ -55,3 +55,19 @@ def test_lsh_search_from_a_config():
     with pytest.raises(ConfigError, match="model.lsh_radius") as err:
         parse_config({"task": {"name": "copy"}, "model": {"name": "sam", "lsh_radius": 3}})
     assert "\n" not in str(err.value)
+
+
+def test_memory_estimate_does_not_count_the_memory_per_time_step():
+    """`mannlab train` refuses a step that does not fit from an estimate
+    (training/footprint.py): the NTM's grows with the sequence length, SAM's
+    does not (its backward pass keeps no memory per step)."""
+    from mannlab.training.footprint import training_bytes
+
+    def estimate(model, length):
+        cfg = parse_config({"task": {"name": "copy", "bits": 4, "min_length": 1,
+                                     "max_length": length},
+                            "model": {"name": model, "memory_size": 4096}})
+        return training_bytes(cfg, cfg.task.build())
+
+    assert estimate("sam", 40) == estimate("sam", 10)
+    assert estimate("ntm", 40) > 3 * estimate("ntm", 10)

@@ -16,7 +16,7 @@ padding masks) so a subclass writes only ``init_state`` and ``step``.
 """
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import equinox as eqx
 import jax
@@ -57,6 +57,12 @@ def keep_where(mask: jnp.ndarray, new: Any, old: Any) -> Any:
 
 class SequenceModel(eqx.Module):
     """Base class: subclasses implement `init_state` and `step`."""
+
+    keeps_state_per_step: ClassVar[bool] = True
+    """Whether a training step's backward pass keeps the state of every time
+    step (the scan's carries: the dense models' memories). False for the
+    sparse memories, whose backward pass keeps only a few rows per step
+    (`training/footprint.py` counts their state twice, not once per step)."""
 
     def init_state(self, batch: int) -> Any:
         raise NotImplementedError

@@ -47,7 +47,7 @@ Memory starts at zero; before anything is written, reads choose rows
 """
 
 import math
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -166,6 +166,7 @@ class SAMSmall(NamedTuple):
 
 
 class SAM(SequenceModel):
+    keeps_state_per_step: ClassVar[bool] = False
     controller: eqx.Module
     interface: eqx.nn.Linear
     readout: eqx.nn.Linear

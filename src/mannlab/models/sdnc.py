@@ -29,7 +29,7 @@ the jaxpr of a whole training step). `step` is usable in a user's own
 `lax.scan` with the same autodiff.
 """
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -123,6 +123,7 @@ class SDNCTrace(NamedTuple):
 
 
 class SDNC(SequenceModel):
+    keeps_state_per_step: ClassVar[bool] = False
     controller: eqx.Module
     interface: eqx.nn.Linear
     readout: eqx.nn.Linear

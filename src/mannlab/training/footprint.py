@@ -4,7 +4,9 @@ The estimate counts what a step keeps alive, from shapes alone
 (`eqx.filter_eval_shape`, which allocates nothing): the parameters with
 their gradients and two optimiser moments, and the model's state for every
 time step of the longest training batch (the scan's carries, which the
-backward pass keeps; remat recomputes the rest), three times over for the
+backward pass keeps; remat recomputes the rest; a model whose
+`keeps_state_per_step` is False, SAM and the SDNC, counts its state twice,
+for the state and its gradient), three times over for the
 step's working copies. It is a lower bound of the right order, enough to
 refuse a config that cannot fit before a run directory is made.
 """
@@ -36,6 +38,8 @@ def training_bytes(config: RunConfig, task: Task, seeds: int = 1) -> int:
 
     params, state = eqx.filter_eval_shape(shapes, jax.random.key(0))
     steps = task.sample(np.random.default_rng(0), 1, length=task.max_length).inputs.shape[0]
+    if not getattr(config.model.target, "keeps_state_per_step", True):
+        steps = 1  # the state and its gradient, not one state per step (SAM, SDNC)
     return seeds * (4 * _bytes(params) + 3 * (steps + 1) * _bytes(state))
 
 
