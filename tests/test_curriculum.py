@@ -47,8 +47,11 @@ def test_growing_length_grows_at_its_interval_below_the_threshold_up_to_the_long
 def test_growing_length_draws_lengths_up_to_its_maximum():
     task, rng = Copy(bits=4, max_length=10), np.random.default_rng(0)
     g = GrowingLength(shortest=1, longest=10, maximum=3, step=1, threshold=0.5, every=3)
-    lengths = {int(g.sample(task, rng, 2).loss_mask.sum(axis=0)[0]) for _ in range(60)}
-    assert lengths == {1, 2, 3}  # copy scores one output per input vector
+    batches = [g.sample(task, rng, 2) for _ in range(60)]
+    assert {int(b.loss_mask.sum(axis=0)[0]) for b in batches} == {1, 2, 3}  # one per vector
+    assert {b.inputs.shape[0] for b in batches} == {16}  # padded: one program, not three
+    assert all(b.step_mask.sum(axis=0)[0] == 2 * b.loss_mask.sum(axis=0)[0] + 1
+               for b in batches)  # padding is inert
 
 
 def test_uniform_is_the_tasks_own_sampling_and_grow_starts_at_the_shortest_length():

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mannlab.config import TrainConfig
-from mannlab.tasks.base import Batch, Task
+from mannlab.tasks.base import Batch, Task, pad_time
+
+PAD_MULTIPLE = 16
+"""A grown batch is padded with inert steps to a multiple of this many time
+steps, so that a curriculum over lengths compiles a few programs, not one
+per length."""
 
 
 @dataclass
@@ -41,9 +46,12 @@ class GrowingLength:
     values: list[float] = field(default_factory=list)
 
     def sample(self, task: Task, rng: np.random.Generator, batch_size: int) -> Batch:
-        """A batch of one length, uniform over [shortest, maximum]."""
+        """A batch of one length, uniform over [shortest, maximum], padded
+        with inert steps to a multiple of `PAD_MULTIPLE` time steps."""
         length = int(rng.integers(self.shortest, self.maximum + 1))
-        return task.sample(rng, batch_size, length)
+        batch = task.sample(rng, batch_size, length)
+        steps = batch.inputs.shape[0]
+        return pad_time(batch, -(-steps // PAD_MULTIPLE) * PAD_MULTIPLE)
 
     def observe(self, step: int, value: float) -> None:
         """Take training step `step`'s convergence metric; at a multiple of
