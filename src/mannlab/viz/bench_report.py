@@ -17,7 +17,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from mannlab.viz.page import figure_html as _figure
-from mannlab.viz.page import write_page
+from mannlab.viz.page import table_html, write_page
 
 BENCH_FILE = "bench.json"
 FORMAT = "mannlab-bench-1"
@@ -123,8 +123,7 @@ def runs_table(data: dict, table_id: str) -> str:
         rows.append("<tr>" + "".join(f'<td class="label">{c}</td>' if i in (0, 1, 5)
                                      else f"<td>{c}</td>" for i, c in enumerate(cells))
                     + "</tr>")
-    return (f'<table id="{table_id}"><caption>every seed</caption><tr>'
-            + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>\n")
+    return table_html(table_id, "every seed", head, rows)
 
 
 def build_bench_report(bench_dir: str | Path, output: str | Path,

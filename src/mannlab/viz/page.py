@@ -50,6 +50,14 @@ def figure_html(fig_id: str, fig, caption: str, wide: bool = False) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>\n")
 
 
+def table_html(table_id: str, caption: str, head: list[str], rows: list[str]) -> str:
+    """A page table: `caption` (HTML), one header row of the `head` texts
+    (escaped), then `rows` (each a finished ``<tr>...</tr>``)."""
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return (f'<table id="{table_id}"><caption>{caption}</caption><tr>{header}</tr>'
+            + "".join(rows) + "</table>\n")
+
+
 def write_page(output: str | Path, title: str, parts: list[str]) -> None:
     """Write the page of body `parts` to `output` (atomically, making its directory)."""
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

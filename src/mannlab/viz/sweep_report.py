@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from mannlab.viz.curves import read_metrics
 from mannlab.viz.page import figure_html as _figure
-from mannlab.viz.page import write_page
+from mannlab.viz.page import table_html, write_page
 
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
@@ -194,8 +194,7 @@ def trials_table(data: dict, table_id: str) -> str:
                  html.escape(t.get("run") or "-")]
         rows.append(f'<tr><td class="label">{html.escape(t["id"])}</td>'
                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return (f'<table id="{table_id}"><caption>trials</caption><tr>'
-            + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>\n")
+    return table_html(table_id, "trials", head, rows)
 
 
 def build_sweep_report(sweep_dir: str | Path, output: str | Path,
