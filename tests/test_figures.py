@@ -104,7 +104,7 @@ def test_dnc_fields_are_drawn():
     assert end == 5 and batch.loss_mask[end, 0] == 0 and batch.loss_mask[end + 1, 0] == 1
     np.testing.assert_array_equal(panels["links"].image, trace.link[end])
     assert panels["usage"].image.shape == (16, T)
-    fig = sequence_figure(batch, probs, trace, figure_title_stub(), memory_before=None)
+    fig = sequence_figure(batch, probs, trace, figure_title(_config({"name": "copy"}), 5, "seed-0", 100), memory_before=None)
     assert any(ax.get_title(loc="left").startswith("link matrix") for ax in fig.axes)
     unlinked = {p.key for p in sequence_panels(batch, probs, trace._replace(link=None))}
     assert "links" not in unlinked and "usage" in unlinked
@@ -114,19 +114,21 @@ def test_dnc_fields_are_drawn():
         assert image.shape[0] >= p.image.shape[0] and image.shape[1] >= p.image.shape[1]
 
 
-def figure_title_stub():
-    class C:
-        class model:
-            name = "dnc"
+def _config(task: dict):
+    from mannlab.config import RunConfig
 
-        class task:
-            name = "copy"
-
-    return figure_title(C, 5, "seed-0", 100)
+    return RunConfig.model_validate({"task": task, "model": {"name": "dnc"}})
 
 
-def test_title_names_model_task_and_length():
-    assert figure_title_stub() == "DNC on copy, length 5 (seed-0, step 100)"
+@pytest.mark.parametrize(("task", "named"), [
+    ({"name": "copy"}, "copy"),
+    ({"name": "chomsky", "task": "reverse_string"}, "chomsky reverse_string"),
+    ({"name": "babi", "tasks": [1]}, "babi task 1"),
+    ({"name": "babi", "tasks": [2, 19]}, "babi tasks 2 19"),
+])
+def test_title_names_model_task_and_length(task, named):
+    assert (figure_title(_config(task), 5, "seed-0", 100)
+            == f"DNC on {named}, length 5 (seed-0, step 100)")
 
 
 def test_lstm_has_only_input_target_output():

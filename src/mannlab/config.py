@@ -76,6 +76,11 @@ class TaskSection(Buildable):
         """The task."""
         return self.target(**self.kwargs())
 
+    @property
+    def label(self) -> str:
+        """The task as figure titles and reports name it, e.g. 'copy'."""
+        return self.name
+
 
 class CopyConfig(TaskSection):
     target: ClassVar[type] = CopyTask
@@ -205,6 +210,11 @@ class ChomskyConfig(TaskSection):
     def build(self):
         return CHOMSKY_TASKS[self.task](**{k: v for k, v in self.kwargs().items() if k != "task"})
 
+    @property
+    def label(self) -> str:
+        """'chomsky reverse_string'."""
+        return f"chomsky {self.task}"
+
 
 class BabiConfig(TaskSection):
     """bAbI question answering (Weston et al. 2015) in the DNC paper's
@@ -231,6 +241,13 @@ class BabiConfig(TaskSection):
             raise ValueError(f"tasks: expected distinct task numbers 1..20 or all, got "
                              f"{self.tasks}")
         return self
+
+    @property
+    def label(self) -> str:
+        """'babi task 1', 'babi tasks 1 2 3' or 'babi tasks all'."""
+        if self.tasks == "all":
+            return "babi tasks all"
+        return f"babi task{'s' if len(self.tasks) > 1 else ''} {' '.join(map(str, self.tasks))}"
 
     def build(self):
         kw = self.kwargs()

@@ -251,7 +251,7 @@ def figure_title(config, length: int, seed_name: str | None = None, step=None) -
     """'NTM on copy, length 20 (seed-0, step 3000)': model, task and length."""
     extra = ", ".join(str(x) for x in (seed_name, None if step is None else f"step {step}")
                       if x)
-    return (f"{config.model.name.upper()} on {config.task.name}, length {length}"
+    return (f"{config.model.name.upper()} on {config.task.label}, length {length}"
             + (f" ({extra})" if extra else ""))
 
 

@@ -239,7 +239,7 @@ def build_report(paths: list[str | Path], output: str | Path, lengths=DEFAULT_LE
                  f"{len(runs)} run(s): " + ", ".join(
                      f'<a href="#run-{i}">{html.escape(r.label)}</a> '
                      f"({html.escape(r.config.model.name.upper())} on "
-                     f"{html.escape(r.config.task.name)}, {len(r.seed_dirs)} seed(s))"
+                     f"{html.escape(r.config.task.label)}, {len(r.seed_dirs)} seed(s))"
                      for i, r in enumerate(runs)) + "</p>\n")
 
     parts.append('<section id="overview"><h2>Learning and generalisation</h2>\n')
