@@ -439,7 +439,11 @@ class TrainConfig(Strict):
     learning_rate: float = Field(1e-4, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     decay: float = Field(0.95, gt=0, lt=1)
-    clip_value: float = Field(10.0, gt=0)
+    clip_value: float = Field(10.0, gt=0, description="gradients clipped element-wise to "
+                              "[-clip_value, clip_value] (the NTM paper's 10)")
+    clip_norm: float | None = Field(
+        None, gt=0, description="then, if set, the gradients' global norm clipped to this "
+        "(the Chomsky-hierarchy paper's 1)")
     batch_size: int = Field(1, ge=1)
     max_steps: int = Field(100_000, ge=1)
     max_seconds: float | None = Field(None, gt=0)
