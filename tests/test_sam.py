@@ -126,6 +126,29 @@ def test_no_n_by_t_or_n_by_n_array_in_the_fast_training_step():
     assert any(N in s and steps in s for s in shapes)
 
 
+def test_reads_of_empty_rows_do_not_run_the_lru_row_through_memory():
+    """From an empty memory, once K rows are written the reads choose only
+    written rows, so each step stamps one new row (the LRU row it writes):
+    in a memory of more than T + K rows no row is erased twice, and every
+    row read after the first step holds something. Before empty rows ranked last, an untrained
+    model's keys pointing away from the few written rows read K empty rows
+    per step, stamping them: the LRU row ran through memory K + 1 rows per
+    step and erased the first rows written by step 8 of 30 (as in a trained
+    model on copy 1-20: its recall read only empty rows)."""
+    steps, n, k = 30, 40, 4
+    m = SAM(I, O, controller_size=12, memory_size=n, memory_width=8, top_k=k,
+            trace_memory=True, key=jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(7), (steps, B, I))
+    _, _, trace = m(xs, m.init_state(B), with_trace=True)
+    lru = np.asarray(trace.write_rows)[:, :, -1]  # [T, B]
+    for b in range(B):
+        assert len(set(lru[:, b].tolist())) == steps, lru[:, b]
+    rows_read = np.asarray(trace.read_rows).reshape(steps, B, -1)
+    held = np.any(np.asarray(trace.memory) != 0, axis=-1)  # [T, B, N] after each step
+    for t in range(1, steps):  # step 0 wrote one row: the other K - 1 read are empty
+        assert all(held[t, b, rows_read[t, b]].all() for b in range(B)), t
+
+
 def test_step_in_a_users_scan_equals_the_sequence_call():
     m = model("fast")
     xs = jax.random.normal(jax.random.key(4), (T, B, I))

@@ -25,6 +25,22 @@ def test_top_k_of_a_known_memory():
     np.testing.assert_array_equal(exact_top_k(MEMORY, keys, 2), [[0, 3], [1, 3]])
 
 
+def test_empty_rows_rank_after_every_written_row():
+    """An all-zero row (never written, or erased) is chosen only after every
+    row holding something, even rows pointing away from the key. Ranked at
+    cosine 0, the empty rows would beat all three written rows here; the
+    head would read zeros and its key would get no gradient (the cosine to
+    a zero row is constant), so nothing would turn it back."""
+    memory = jnp.array([[-1.0, 0.5], [0.0, 0.0], [-0.5, -1.0], [-1.0, -1.0], [0.0, 0.0]])
+    keys = jnp.array([[1.0, 0.0]])  # cosines -0.894, (empty), -0.447, -0.707, (empty)
+    np.testing.assert_array_equal(exact_top_k(memory, keys, 2), [[2, 3]])
+    np.testing.assert_array_equal(exact_top_k(memory, keys, 4), [[2, 3, 0, 1]])
+    idx = exact_top_k(memory, keys, 2)
+    d_key = jax.grad(lambda q: sparse_read(gather_rows(memory, idx), sparse_content_weighting(
+        gather_rows(memory, idx), q, jnp.array([3.0])))[0, 0])(keys)
+    assert np.abs(np.asarray(d_key)).max() > 1e-3
+
+
 def test_top_k_read_hand_values():
     keys, beta = jnp.array([[1.0, 0.0]]), jnp.array([2.0])
     idx = exact_top_k(MEMORY, keys, 2)
@@ -95,9 +111,11 @@ def test_sparse_weights_are_distributions_over_the_best_rows(k, data):
     # the chosen rows are at least as similar as every row left out
     dense = np.asarray(content_weighting(jnp.asarray(memory), jnp.asarray(keys),
                                          jnp.ones(heads)))
+    # (empty rows rank below every other row)
+    score = np.where((memory == 0).all(-1)[None, :], -2.0, dense)
     for h in range(heads):
         chosen = set(np.asarray(idx)[h].tolist())
         assert len(chosen) == k
-        left = [dense[h, i] for i in range(rows) if i not in chosen]
+        left = [score[h, i] for i in range(rows) if i not in chosen]
         if left:
-            assert min(dense[h, list(chosen)]) >= max(left) - 1e-6
+            assert min(score[h, list(chosen)]) >= max(left) - 1e-6

@@ -16,6 +16,10 @@ import jax.numpy as jnp
 from mannlab.memory.content import cosine_similarity
 from mannlab.memory.numerics import safe_norm, unit_vectors
 
+EMPTY_RANK = -2.0
+"""The score `exact_top_k` gives an empty (all-zero) row: below every cosine
+similarity (>= -1), so empty rows come after all rows holding something."""
+
 
 def exact_top_k(memory: jnp.ndarray, keys: jnp.ndarray, k: int) -> jnp.ndarray:
     """SAM section 3.1, the exact search: the K rows with the largest cosine
@@ -23,8 +27,20 @@ def exact_top_k(memory: jnp.ndarray, keys: jnp.ndarray, k: int) -> jnp.ndarray:
 
     O(N W) forward; no gradient (the choice of rows is discrete: the values
     read are differentiated through `sparse_content_weighting` of the
-    gathered rows). Ties go to the lower row index (all-zero rows, zero
-    keys: similarity 0 everywhere, rows 0..K-1).
+    gathered rows). Ties go to the lower row index.
+
+    Empty rows (all zero: never written, or erased) rank below every
+    non-empty row, whatever its similarity: they are chosen only when fewer
+    than K rows hold anything (then the lowest-indexed empty rows). As in
+    the approximate search (`lsh.lsh_top_k`, which finds only written rows)
+    and the paper's index of written words. Ranked by cosine similarity 0,
+    empty rows would beat every row of negative similarity, and a head whose
+    key pointed away from all written rows would read only empty rows: a
+    zero read vector, a zero gradient for its key (the cosine to a zero row
+    is constant 0), so nothing pulls it back, and every empty row it reads
+    counts as accessed (`sparse_usage.record_access`), so the LRU row runs
+    through memory K + 1 rows per step and overwrites rows still to be read
+    (seen in training on copy 1-20 before this rule: tests/test_sam.py).
 
     Args:
       memory: [N, W].
@@ -35,7 +51,10 @@ def exact_top_k(memory: jnp.ndarray, keys: jnp.ndarray, k: int) -> jnp.ndarray:
     """
     if not 1 <= k <= memory.shape[0]:
         raise ValueError(f"k: must be between 1 and the {memory.shape[0]} memory rows, got {k}")
-    sims = cosine_similarity(jax.lax.stop_gradient(keys), jax.lax.stop_gradient(memory))
+    memory = jax.lax.stop_gradient(memory)
+    sims = cosine_similarity(jax.lax.stop_gradient(keys), memory)
+    empty = jnp.all(memory == 0, axis=-1)
+    sims = jnp.where(empty[None, :], EMPTY_RANK, sims)
     return jax.lax.top_k(sims, k)[1].astype(jnp.int32)
 
 

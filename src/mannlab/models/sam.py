@@ -42,8 +42,10 @@ row) is linear in it, so its residuals are the gathered rows; the kernels
 differ in how the backward pass handles the [B, N, W] gradient per step
 (docs/benchmarks.md, "Sparse memory": time per step of both).
 
-Memory starts at zero; before anything is written, reads choose rows
-0..K-1 (ties go to the lower index) and the LRU row is row 0.
+Memory starts at zero; the exact search ranks empty (all-zero) rows below
+every row holding something (`sparse_read.exact_top_k`), so before K rows
+are written reads fill up with the lowest empty rows, and after that read
+only written rows; the first LRU row is row 0.
 """
 
 import math
