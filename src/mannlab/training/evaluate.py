@@ -149,6 +149,31 @@ def split_scores(config: RunConfig, seed_dirs: list[Path],
             "baselines": task.baselines()}
 
 
+def babi_errors(config: RunConfig, seed_dirs: list[Path], stories: int | None = None,
+                chunk: int = 64) -> dict:
+    """Every seed's bAbI scores on the test split (`BabiTask.scores`: the
+    per-task word error ``qaN_error``, ``mean_error``, ``failed_tasks``, ...)
+    over every test story of the config's tasks, or the first `stories` of
+    each task (the first ``stories x tasks`` of the interleaved split, so a
+    task with fewer stories leaves its share to the others), in fixed
+    batches of at most `chunk` stories.
+
+    Returns:
+      {seed_dir_name: scores}
+    Raises:
+      ConfigError for a task other than babi, or `stories` < 1.
+    """
+    if config.task.name != "babi":
+        raise ConfigError(f"task: bAbI errors are for the babi task, not {config.task.name}")
+    if stories is not None and stories < 1:
+        raise ConfigError(f"stories: must be >= 1, got {stories}")
+    task = config.task.build()
+    size = None if stories is None else stories * len(task.tasks)  # the tasks interleaved
+    params, static = load_models(config, task, seed_dirs)
+    scores = SplitScorer(task, static, {"test": task.heldout(size, chunk)}).scores(params)
+    return {d.name: scores[i]["test"] for i, d in enumerate(seed_dirs)}
+
+
 class SplitScorer:
     """The task's own scores (`Task.scores`) on the non-empty ones of `splits`
     (`Task.splits`: {name: [Batch]}). Called as a training-loop `EvalHook`
