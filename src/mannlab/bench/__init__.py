@@ -2,6 +2,7 @@
 beside the published numbers.
 
     mannlab bench chomsky --models lstm ntm dnc --tasks reverse_string --seeds 3
+    mannlab bench babi --models dnc dnc-md lstm ntm --tasks 1 2 3 19 --seeds 3
 
 A suite (`Suite`) says what is benchmarked: its tasks, the base config of
 each model (the config of (task, model) is that base with the suite's task
@@ -13,10 +14,15 @@ grid on Ray when Ray is installed, so trials run in parallel; otherwise
 against its checkpoint), and writes the table: per task and model the
 suite's summary over seeds and learning rates, and the parameter counts.
 Running the same command again skips what is done (finished trials, scored
-seeds); other options in the same directory are refused.
+seeds); other options in the same directory are refused. A suite may add
+rows under the tasks (`Suite.summary_rows`: bAbI's mean error and failed
+tasks per model) and describe its training data itself
+(`Suite.describe_training`; without it, the budget states the training
+lengths).
 
-    DIR/bench.json        options, budget, every seed's score and curve, the table,
-                          the reference table (`viz/bench_report.py` draws it)
+    DIR/bench.json        options, budget, every seed's score and curve, the table and
+                          its summary rows, the reference table (`viz/bench_report.py`
+                          draws it)
     DIR/runs/<unit>/      run directories (without Ray): one per task x model x lr
     DIR/sweep/            the sweep directory (with Ray): trials/<trial>/ are the runs
     DIR/sweep.yaml, DIR/configs/   the sweep file and its base configs (with Ray)
@@ -36,6 +42,7 @@ import yaml
 from rich.table import Table
 
 from mannlab import api, sweep
+from mannlab.bench.babi import BabiSuite
 from mannlab.bench.chomsky import ChomskySuite
 from mannlab.config import (
     ConfigError,
@@ -53,7 +60,7 @@ from mannlab.training import rundir
 from mannlab.training.checkpoint import CheckpointError
 from mannlab.training.evaluate import checkpoint_stamp
 from mannlab.training.files import write_text_atomic
-from mannlab.viz.bench_report import BENCH_FILE, FORMAT, budget_line
+from mannlab.viz.bench_report import BENCH_FILE, FORMAT, budget_line, cell_text, reference_text
 
 __all__ = ["SUITES", "BenchOptions", "BenchRun", "Suite", "run_bench", "summary_table"]
 
@@ -61,7 +68,16 @@ RUNNERS = ("auto", "sweep", "local")
 
 
 class Suite(Protocol):
-    """What a benchmark suite declares (`bench/chomsky.py` is one)."""
+    """What a benchmark suite declares (`bench/chomsky.py`, `bench/babi.py`).
+
+    Two members are optional (`run_bench` looks them up with getattr):
+    ``summary_rows(table, tasks, models) -> [{"name", "kind": "percent" |
+    "count", "cells": {model: {column key: value} or None}}]``, rows under
+    the tasks computed from the task cells, their published values under
+    the row's name in the reference's scores; and ``describe_training(config)
+    -> str``, the training data a unit's config states (default: the task's
+    training lengths, ``min_length..max_length``).
+    """
 
     name: str  # the CLI's name: mannlab bench NAME
     title: str
@@ -76,14 +92,16 @@ class Suite(Protocol):
 
     def reference(self) -> dict:
         """The published table: {"title", "statistic", "models": [...], "sources":
-        {key: text}, "missing": text, "scores": {task: {model: percent, "source": key}}}."""
+        {key: text}, "missing": text, "scores": {task or row: {model: value, "source":
+        key}}, optional "spread": {task or row: {model: s.d.}}}."""
 
     def task_overrides(self, task: str) -> list[str]:
         """Overrides that make a base config one of `task`."""
 
     def evaluation(self, max_length: int | None, sequences: int | None) -> dict:
-        """The stated evaluation {"lengths", "sequences", "max_length"}; ConfigError
-        naming the option for values that leave nothing to evaluate."""
+        """The stated evaluation (what `score` and `describe_evaluation` read; a
+        suite without `describe_training` gives {"lengths", "sequences",
+        "max_length"}); ConfigError naming the option for values it cannot take."""
 
     def describe_evaluation(self, evaluation: dict) -> str: ...
 
@@ -96,7 +114,7 @@ class Suite(Protocol):
     def solved(self, value: float) -> bool: ...
 
 
-SUITES: dict[str, Suite] = {"chomsky": ChomskySuite()}
+SUITES: dict[str, Suite] = {"chomsky": ChomskySuite(), "babi": BabiSuite()}
 
 
 @dataclass(frozen=True)
@@ -376,7 +394,7 @@ def _score_runs(suite: Suite, groups: list[tuple[Unit, Path, list[Path]]], evalu
 
 
 # ---------------------------------------------------------------- bench.json and the table
-def _budget(units: list[Unit], seeds: int, evaluation: dict) -> dict:
+def _budget(suite: Suite, units: list[Unit], seeds: int, evaluation: dict) -> dict:
     def values(get):
         found = {}
         for u in units:
@@ -384,11 +402,16 @@ def _budget(units: list[Unit], seeds: int, evaluation: dict) -> dict:
         distinct = {json.dumps(v) for v in found.values()}
         return next(iter(found.values())) if len(distinct) == 1 else found
 
-    return {"steps": values(lambda c: c.train.max_steps),
-            "batch_size": values(lambda c: c.train.batch_size),
-            "optimizer": values(lambda c: c.train.optimizer),
-            "seeds": seeds,
-            "learning_rates": sorted({u.learning_rate for u in units}),
+    budget = {"steps": values(lambda c: c.train.max_steps),
+              "batch_size": values(lambda c: c.train.batch_size),
+              "optimizer": values(lambda c: c.train.optimizer),
+              "seeds": seeds,
+              "learning_rates": sorted({u.learning_rate for u in units})}
+    describe = getattr(suite, "describe_training", None)
+    if describe is not None:
+        return {**budget, "training": values(describe),
+                "evaluation": suite.describe_evaluation(evaluation)}
+    return {**budget,
             "training_lengths": values(lambda c: f"{c.task.min_length}..{c.task.max_length}"),
             "test_lengths": evaluation["lengths"], "sequences": evaluation["sequences"],
             "max_length": evaluation["max_length"]}
@@ -486,7 +509,7 @@ def run_bench(suite: Suite | str, options: BenchOptions, bench_dir: str | Path,
                       "columns": [list(c) for c in suite.columns],
                       "solved_note": suite.solved_note},
             "tasks": tasks, "models": list(options.models),
-            "budget": _budget(units, options.seeds, evaluation),
+            "budget": _budget(suite, units, options.seeds, evaluation),
             "evaluation": evaluation, "reference": suite.reference()}
     if data is None:
         _write(bench_dir, {**base, "runs": [], "table": {}, "parameters": {}, "missing": []})
@@ -512,8 +535,11 @@ def run_bench(suite: Suite | str, options: BenchOptions, bench_dir: str | Path,
         parameters.setdefault(u.model, {})
         if u.task not in parameters[u.model]:
             parameters[u.model][u.task] = count_parameters(u.config)
+    table = _table(suite, tasks, options.models, records)
+    summary_rows = getattr(suite, "summary_rows", None)
     data = {**base, "runs": records, "parameters": parameters, "missing": missing,
-            "table": _table(suite, tasks, options.models, records)}
+            "table": table,
+            "rows": summary_rows(table, tasks, list(options.models)) if summary_rows else []}
     _write(bench_dir, data)
     return BenchRun(bench_dir, data, scored, missing)
 
@@ -522,13 +548,10 @@ def _write(bench_dir: Path, data: dict) -> None:
     write_text_atomic(bench_dir / BENCH_FILE, json.dumps(data, indent=1) + "\n")
 
 
-def _percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
 def summary_table(data: dict) -> Table:
     """The bench's table: tasks x models (ours: the suite's columns, * marks
-    solved), then the reference's columns, titled with the budget."""
+    solved), then the reference's columns, titled with the budget; the
+    suite's summary rows (if any) under the tasks."""
     columns = data["score"]["columns"]
     reference = data["reference"]
     table = Table(title=f"{data['title']}: {data['score']['name']} in percent over seeds and "
@@ -551,14 +574,16 @@ def summary_table(data: dict) -> Table:
         for model in data["models"]:
             cell = data["table"].get(task, {}).get(model)
             for key, _, kind in columns:
-                if cell is None:
-                    row.append("-")
-                elif kind == "rate":
-                    row.append(f"{round(cell[key] * cell['seeds'])}/{cell['seeds']}")
-                else:
-                    mark = "*" if key == "best" and cell.get("solved") else ""
-                    row.append(_percent(cell[key]) + mark)
-        published = reference["scores"].get(task, {})
-        row += [f"{published[m]:.1f}" if m in published else "-" for m in reference["models"]]
+                mark = "*" if cell and key == "best" and cell.get("solved") else ""
+                row.append(cell_text(cell, key, kind) + mark)
+        row += [reference_text(reference, task, m) for m in reference["models"]]
         table.add_row(*row)
+    for extra in data.get("rows", []):
+        row = [extra["name"]]
+        for model in data["models"]:
+            row += [cell_text(extra["cells"].get(model), key,
+                              kind if kind == "rate" else extra["kind"])
+                    for key, _, kind in columns]
+        row += [reference_text(reference, extra["name"], m) for m in reference["models"]]
+        table.add_row(*row, style="bold")
     return table

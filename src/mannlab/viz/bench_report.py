@@ -1,8 +1,9 @@
 """The HTML report of a bench directory (`mannlab report DIR`, DIR made by
 `mannlab bench`): the table of tasks x models beside the published numbers,
-with the budget, and per task the curve against test length of every model
-(the paper's Figure 2 style: the best seed of each model a line, its other
-seeds faint).
+with the budget and the suite's summary rows (bAbI: mean error, failed
+tasks), and, for suites that record one, per task the curve against test
+length of every model (the paper's Figure 2 style: the best seed of each
+model a line, its other seeds faint).
 
 It reads ``DIR/bench.json`` only, plain data: this module sits in the viz
 layer, below `mannlab.bench`, which writes it.
@@ -30,25 +31,50 @@ def is_bench_dir(path: str | Path) -> bool:
 
 
 def budget_line(budget: dict) -> str:
+    """The budget in one line: steps, batch, optimizer, seeds, learning
+    rates, then the suite's training data and evaluation (its own words, or
+    the training and test lengths)."""
     def show(v):
         return ", ".join(f"{k} {x}" for k, x in v.items()) if isinstance(v, dict) else str(v)
 
-    cut = budget["max_length"] if budget["max_length"] is not None else "none"
-    return (f"{show(budget['steps'])} steps x batch {show(budget['batch_size'])} "
+    head = (f"{show(budget['steps'])} steps x batch {show(budget['batch_size'])} "
             f"({show(budget['optimizer'])}), {budget['seeds']} seed(s) x learning rates "
-            f"{' '.join(f'{v:g}' for v in budget['learning_rates'])}, training lengths "
-            f"{show(budget['training_lengths'])}; test lengths "
+            f"{' '.join(f'{v:g}' for v in budget['learning_rates'])}")
+    if "training" in budget:
+        return f"{head}, training: {show(budget['training'])}; {budget['evaluation']}"
+    cut = budget["max_length"] if budget["max_length"] is not None else "none"
+    return (f"{head}, training lengths {show(budget['training_lengths'])}; test lengths "
             f"{' '.join(map(str, budget['test_lengths']))}, {budget['sequences']} sequences "
             f"each, --max-length {cut}")
 
 
-def _cell(cell: dict | None, key: str, kind: str) -> str:
-    if cell is None:
+def cell_text(cell: dict | None, key: str, kind: str) -> str:
+    """One of our cells: a fraction in percent (``percent``), seeds n/S
+    (``rate``, of ``cell["seeds"]``) or a number of tasks (``count``); '-'
+    where the cell or its value is missing."""
+    if cell is None or cell.get(key) is None:
         return "-"
     if kind == "rate":
         return f"{round(cell[key] * cell['seeds'])}/{cell['seeds']}"
-    mark = " *" if key == "best" and cell.get("solved") else ""
-    return f"{100 * cell[key]:.1f}{mark}"
+    if kind == "count":
+        return f"{round(cell[key], 1):g}"
+    return f"{100 * cell[key]:.1f}"
+
+
+def reference_text(reference: dict, row: str, model: str) -> str:
+    """A published value of `row` (a task or a summary row) and `model`, in
+    the paper's units, with its s.d. where the reference gives one ('-' if
+    not published)."""
+    value = reference["scores"].get(row, {}).get(model)
+    if value is None:
+        return "-"
+    spread = reference.get("spread", {}).get(row, {}).get(model)
+    return f"{value:.1f}" if spread is None else f"{value:.1f} ± {spread:.1f}"
+
+
+def _cell(cell: dict | None, key: str, kind: str) -> str:
+    mark = " *" if cell and key == "best" and cell.get("solved") else ""
+    return cell_text(cell, key, kind) + mark
 
 
 def bench_table(data: dict, table_id: str) -> str:
@@ -72,8 +98,15 @@ def bench_table(data: dict, table_id: str) -> str:
         for model in data["models"]:
             cell = data["table"].get(task, {}).get(model)
             cells += [f"<td>{_cell(cell, key, kind)}</td>" for key, _, kind in columns]
-        published = reference["scores"].get(task, {})
-        cells += [f"<td>{published[m]:.1f}</td>" if m in published else "<td>-</td>"
+        cells += [f"<td>{reference_text(reference, task, m)}</td>" for m in reference["models"]]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    for extra in data.get("rows", []):
+        cells = [f'<td class="label"><b>{html.escape(extra["name"])}</b></td>']
+        for model in data["models"]:
+            cell = extra["cells"].get(model)
+            cells += [f"<td><b>{cell_text(cell, key, kind if kind == 'rate' else extra['kind'])}"
+                      "</b></td>" for key, _, kind in columns]
+        cells += [f"<td><b>{reference_text(reference, extra['name'], m)}</b></td>"
                   for m in reference["models"]]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     caption = (f"{html.escape(data['score']['name'])} in percent over seeds and learning "
@@ -143,22 +176,24 @@ def build_bench_report(bench_dir: str | Path, output: str | Path,
     tables.append("table-bench")
     parts.append(bench_table(data, "table-bench"))
     sources = "; ".join(f"{k}: {v}" for k, v in reference["sources"].items())
-    parts.append(f"<p class=meta>{html.escape(data['score']['solved_note'])}. Ours: the best "
-                 "over seeds and learning rates (the paper's statistic), the median, and the "
-                 f"seeds solved. Published: {html.escape(reference['title'])} "
+    headers = ", ".join(h for _, h, _ in data["score"]["columns"])
+    parts.append(f"<p class=meta>{html.escape(data['score']['solved_note'])}. Ours, over seeds "
+                 f"and learning rates: {html.escape(headers)}. Published: "
+                 f"{html.escape(reference['title'])} "
                  f"({html.escape(reference['statistic'])}). Sources: {html.escape(sources)}. "
                  f"{html.escape(reference['missing'])}</p>\n")
     if data.get("missing"):
         parts.append(f"<p class=note>not trained (yet): "
                      f"{html.escape(', '.join(data['missing']))}</p>\n")
-    parts.append(f"<h2>{html.escape(data['score']['curve'].capitalize())} against test "
-                 "length</h2>\n")
-    for task in data["tasks"]:
-        fig_id = f"fig-{task}"
-        figures.append(fig_id)
-        parts.append(_figure(fig_id, curves_figure(data, task),
-                             f"{task}: {data['score']['curve']} at each test length, one line "
-                             "per model (its best seed; other seeds faint)."))
+    if any(r["curve"] for r in data["runs"]):
+        parts.append(f"<h2>{html.escape(data['score']['curve'].capitalize())} against test "
+                     "length</h2>\n")
+        for task in data["tasks"]:
+            fig_id = f"fig-{task}"
+            figures.append(fig_id)
+            parts.append(_figure(fig_id, curves_figure(data, task),
+                                 f"{task}: {data['score']['curve']} at each test length, one "
+                                 "line per model (its best seed; other seeds faint)."))
     parts.append("<h2>Seeds</h2>\n")
     tables.append("table-runs")
     parts.append(runs_table(data, "table-runs"))
