@@ -122,7 +122,7 @@ def test_malformed_options_are_one_line_errors(change, named, tmp_path, capsys):
 
 def test_an_unknown_suite_is_one_line(tmp_path, capsys):
     assert cli.main(["bench", "babel", "--models", "lstm", "--dir", str(tmp_path / "b")]) == 2
-    assert "unknown suite 'babel' (one of chomsky)" in capsys.readouterr().err
+    assert "unknown suite 'babel' (one of chomsky, babi)" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@
     mannlab pretrained
     mannlab sweep SWEEP.yaml [--dir DIR] [--address ADDR --storage PATH_OR_URI]
     mannlab bench chomsky --models lstm ntm dnc [--tasks ...] [--steps N] [--seeds S] [--dir DIR]
+    mannlab bench babi --models dnc dnc-md lstm ntm [--tasks 1 2 3 19] [--steps N] [--seeds S]
 """
 
 import argparse
@@ -107,10 +108,10 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
                    "learning rate (default 1; the paper: 10)")
     b.add_argument("--learning-rates", nargs="+", metavar="LR",
                    help="learning rates (default: the base configs' own)")
-    b.add_argument("--max-length", metavar="L", help="evaluate test lengths up to L only "
-                   "(stated in every table)")
-    b.add_argument("--sequences", metavar="N", help="sequences per test length (default: the "
-                   "suite's)")
+    b.add_argument("--max-length", metavar="L", help="chomsky: evaluate test lengths up to L "
+                   "only (stated in every table)")
+    b.add_argument("--sequences", metavar="N", help="chomsky: sequences per test length; babi: "
+                   "the first N test stories of each task (default: the suite's)")
     b.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="config override for every model that has the field, or for MODEL: "
                    "--set model.controller_size=64 --set lstm:model.hidden_size=64")
