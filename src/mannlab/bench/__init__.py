@@ -14,11 +14,10 @@ grid on Ray when Ray is installed, so trials run in parallel; otherwise
 against its checkpoint), and writes the table: per task and model the
 suite's summary over seeds and learning rates, and the parameter counts.
 Running the same command again skips what is done (finished trials, scored
-seeds); other options in the same directory are refused. A suite may add
+seeds); other options in the same directory are refused. A suite adds
 rows under the tasks (`Suite.summary_rows`: bAbI's mean error and failed
-tasks per model) and describe its training data itself
-(`Suite.describe_training`; without it, the budget states the training
-lengths).
+tasks per model) and states its training data and evaluation in the budget
+(`Suite.budget`: the Chomsky suite's lengths, bAbI's training size).
 
     DIR/bench.json        options, budget, every seed's score and curve, the table and
                           its summary rows, the reference table (`viz/bench_report.py`
@@ -32,6 +31,7 @@ import importlib.util
 import json
 import math
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -70,13 +70,9 @@ RUNNERS = ("auto", "sweep", "local")
 class Suite(Protocol):
     """What a benchmark suite declares (`bench/chomsky.py`, `bench/babi.py`).
 
-    Two members are optional (`run_bench` looks them up with getattr):
-    ``summary_rows(table, tasks, models) -> [{"name", "kind": "percent" |
-    "count", "cells": {model: {column key: value} or None}}]``, rows under
-    the tasks computed from the task cells, their published values under
-    the row's name in the reference's scores; and ``describe_training(config)
-    -> str``, the training data a unit's config states (default: the task's
-    training lengths, ``min_length..max_length``).
+    ``summary_rows`` are rows under the tasks computed from the task cells
+    (their published values under the row's name in the reference's
+    scores); ``budget`` is the suite's part of every table's stated budget.
     """
 
     name: str  # the CLI's name: mannlab bench NAME
@@ -99,9 +95,8 @@ class Suite(Protocol):
         """Overrides that make a base config one of `task`."""
 
     def evaluation(self, max_length: int | None, sequences: int | None) -> dict:
-        """The stated evaluation (what `score` and `describe_evaluation` read; a
-        suite without `describe_training` gives {"lengths", "sequences",
-        "max_length"}); ConfigError naming the option for values it cannot take."""
+        """The stated evaluation (what `score`, `budget` and `describe_evaluation`
+        read); ConfigError naming the option for values it cannot take."""
 
     def describe_evaluation(self, evaluation: dict) -> str: ...
 
@@ -112,6 +107,16 @@ class Suite(Protocol):
         """The table cell of a task x model over its seeds and learning rates."""
 
     def solved(self, value: float) -> bool: ...
+
+    def summary_rows(self, table: dict, tasks: list[str], models: list[str]) -> list[dict]:
+        """[{"name", "kind": "percent" | "count", "cells": {model: {column key:
+        value} or None}}], possibly empty."""
+
+    def budget(self, per_model: Callable[[Callable[[RunConfig], object]], object],
+               evaluation: dict) -> dict:
+        """The training data and evaluation as the budget states them;
+        ``per_model(get)`` is ``get(config)`` if every model agrees, else
+        {model: get(config)}."""
 
 
 SUITES: dict[str, Suite] = {"chomsky": ChomskySuite(), "babi": BabiSuite()}
@@ -407,14 +412,7 @@ def _budget(suite: Suite, units: list[Unit], seeds: int, evaluation: dict) -> di
               "optimizer": values(lambda c: c.train.optimizer),
               "seeds": seeds,
               "learning_rates": sorted({u.learning_rate for u in units})}
-    describe = getattr(suite, "describe_training", None)
-    if describe is not None:
-        return {**budget, "training": values(describe),
-                "evaluation": suite.describe_evaluation(evaluation)}
-    return {**budget,
-            "training_lengths": values(lambda c: f"{c.task.min_length}..{c.task.max_length}"),
-            "test_lengths": evaluation["lengths"], "sequences": evaluation["sequences"],
-            "max_length": evaluation["max_length"]}
+    return {**budget, **suite.budget(values, evaluation)}
 
 
 def _table(suite: Suite, tasks: list[str], models: tuple[str, ...], records: list[dict]) -> dict:
@@ -536,10 +534,8 @@ def run_bench(suite: Suite | str, options: BenchOptions, bench_dir: str | Path,
         if u.task not in parameters[u.model]:
             parameters[u.model][u.task] = count_parameters(u.config)
     table = _table(suite, tasks, options.models, records)
-    summary_rows = getattr(suite, "summary_rows", None)
     data = {**base, "runs": records, "parameters": parameters, "missing": missing,
-            "table": table,
-            "rows": summary_rows(table, tasks, list(options.models)) if summary_rows else []}
+            "table": table, "rows": suite.summary_rows(table, tasks, list(options.models))}
     _write(bench_dir, data)
     return BenchRun(bench_dir, data, scored, missing)
 

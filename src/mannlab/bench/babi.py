@@ -102,11 +102,14 @@ class BabiSuite:
         return ("test split, every story (1,000 questions a task)" if stories is None else
                 f"test split, the first {stories} stories of each task")
 
-    def describe_training(self, config: RunConfig) -> str:
-        """The training data of a unit's config, task number aside."""
-        limit = config.task.train_stories
-        return (f"one task, {config.task.train_size} questions"
-                + (f" (at most {limit} stories)" if limit is not None else ""))
+    def budget(self, per_model, evaluation: dict) -> dict:
+        def training(config: RunConfig) -> str:
+            limit = config.task.train_stories
+            return (f"one task, {config.task.train_size} questions"
+                    + (f" (at most {limit} stories)" if limit is not None else ""))
+
+        return {"training": per_model(training),
+                "evaluation": self.describe_evaluation(evaluation)}
 
     def score(self, config: RunConfig, seed_dirs: list[Path], evaluation: dict) -> dict:
         errors = babi_errors(config, seed_dirs, evaluation["stories"])

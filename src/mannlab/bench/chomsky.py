@@ -69,3 +69,12 @@ class ChomskySuite:
 
     def solved(self, value: float) -> bool:
         return value >= protocol.SOLVED
+
+    def summary_rows(self, table: dict, tasks: list[str], models: list[str]) -> list[dict]:
+        return []
+
+    def budget(self, per_model, evaluation: dict) -> dict:
+        return {"training_lengths": per_model(
+                    lambda c: f"{c.task.min_length}..{c.task.max_length}"),
+                "test_lengths": evaluation["lengths"], "sequences": evaluation["sequences"],
+                "max_length": evaluation["max_length"]}
