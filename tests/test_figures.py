@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from mannlab.tasks.copy import CopyTask
-from mannlab.viz.figures import end_of_input, figure_title, sequence_figure, sequence_panels
+from mannlab.viz.figures import (
+    TOUCHED,
+    end_of_input,
+    figure_title,
+    sequence_figure,
+    sequence_panels,
+    touched_rows,
+)
 from mannlab.viz.tensorboard import panel_image
 
 N, M = 128, 20
@@ -180,3 +187,54 @@ def test_sparse_sam_fields_are_drawn_as_dense_weightings():
     np.testing.assert_allclose(dense["write_weights"], [[0, 1, 0, 1], [0, 0, 0, 2]])
     assert "read_rows" not in dense
     assert densify_sparse_fields(fields, 10**6) is fields  # too many rows to draw
+
+
+def test_touched_rows_are_those_a_weighting_reaches():
+    w = np.zeros((10, 4))
+    w[3, 0], w[7, 2], w[5, 1] = 0.5, TOUCHED, TOUCHED / 2
+    assert touched_rows([w]).tolist() == [3, 7]
+    assert touched_rows([w, np.eye(10, 4)]).tolist() == [0, 1, 2, 3, 7]
+    assert touched_rows([]).tolist() == []
+
+
+def test_a_large_memory_draws_only_its_touched_locations():
+    batch, probs, T = copy_sequence(5)
+    rows, wide = [2, 3, 400], 512
+    weights = np.zeros((T, 1, wide))
+    for t in range(T):
+        weights[t, 0, rows[t % 3]] = 1.0
+    memory = np.random.default_rng(0).normal(size=(T, wide, M))
+    trace = NTMLike(weights, weights, np.zeros((T, 1, M)), np.zeros((T, 1, M)), memory)
+    panels = {p.key: p for p in sequence_panels(batch, probs, trace, memory[0])}
+    for key in ("read_weights", "write_weights", "memory_before", "memory_after"):
+        p = panels[key]
+        assert p.rows.tolist() == rows and p.image.shape[0] == 3, key
+        assert "(3 of 512 locations)" in p.title
+    np.testing.assert_array_equal(panels["memory_after"].image, memory[T - 1][rows])
+    assert panels["erase"].rows is None
+    sequence_figure(batch, probs, trace, "title", memory_before=memory[0])  # draws
+
+
+def test_a_memory_of_128_rows_is_drawn_whole():
+    batch, probs, T = copy_sequence(5)
+    trace = ntm_trace(T)
+    weights = np.zeros_like(trace.read_weights)
+    weights[..., 0] = 1.0
+    trace = trace._replace(read_weights=weights, write_weights=weights)
+    panels = {p.key: p for p in sequence_panels(batch, probs, trace)}
+    assert panels["read_weights"].rows is None and panels["read_weights"].image.shape[0] == N
+
+
+def test_a_large_dnc_crops_usage_allocation_and_links_to_the_same_locations():
+    batch, probs, T = copy_sequence(5)
+    wide, rows = 300, [10, 299]
+    weights = np.zeros((T, 1, wide))
+    weights[:, 0, 10], weights[::2, 0, 299] = 0.6, 0.4
+    link = np.random.default_rng(5).uniform(size=(T, wide, wide))
+    trace = DNCLike(weights, weights, np.ones((T, wide)), weights, np.ones((T, 1, 3)) / 3,
+                    np.zeros((T, wide, 6)), link)
+    panels = {p.key: p for p in sequence_panels(batch, probs, trace, np.zeros((wide, 6)))}
+    for key in ("usage", "allocation", "read_weights", "memory_before"):
+        assert panels[key].rows.tolist() == rows, key
+    step = end_of_input(np.asarray(batch.loss_mask)[:, 0], T)
+    np.testing.assert_array_equal(panels["links"].image, link[step][np.ix_(rows, rows)])

@@ -3,7 +3,9 @@
 Layout: time runs left to right in every time-series panel (one row per
 panel, one panel per head), memory locations run top to bottom in every panel
 that has them; the snapshots (memory before the first step and after the last,
-the DNC link matrix) sit side by side in the bottom row.
+the DNC link matrix) sit side by side in the bottom row. A memory of more
+than `CROP_ABOVE` rows is drawn at the locations its heads touched only,
+labelled with their indices.
 
 Colour scales are shared within a figure: everything that lives in [0, 1]
 (bits, probabilities, weightings, gates, usage, read modes) uses one scale,
@@ -68,6 +70,32 @@ class Panel:
     vmax: float = 1.0
     cmap: str = UNIT_CMAP
     yticklabels: tuple | None = None
+    rows: np.ndarray | None = None  # the memory locations drawn, when not all
+
+
+CROP_ABOVE = 128
+"""Memories of more rows than this (the NTM paper's 128 are drawn whole) draw
+only the locations some read or write weighting reaches (`touched_rows`), so
+that a few dozen used rows of 512 stay visible."""
+
+TOUCHED = 0.01
+"""A location is touched when a read or write weighting gives it this much."""
+
+
+def touched_rows(weightings: list[np.ndarray]) -> np.ndarray:
+    """Sorted indices of the memory locations that some weighting ([N, T] each:
+    a read or write head's over the drawn steps) gives at least `TOUCHED` at
+    some step; empty without weightings."""
+    if not weightings:
+        return np.arange(0)
+    return np.flatnonzero(np.max([w.max(axis=1) for w in weightings], axis=0) >= TOUCHED)
+
+
+def _crop(p: Panel, rows: np.ndarray, memory_size: int, columns_too: bool = False) -> None:
+    """Keep only `rows` (and, for the link matrix, the same columns) of `p`."""
+    p.image = p.image[rows][:, rows] if columns_too else p.image[rows]
+    p.rows = rows
+    p.title += f" ({len(rows)} of {memory_size} locations)"
 
 
 def _is_unit(v: np.ndarray) -> bool:
@@ -178,6 +206,14 @@ def sequence_panels(batch, probs, trace, memory_before=None) -> list[Panel]:
         snapshots.append(Panel("links", f"link matrix at step {step}, the end of the input",
                                np.asarray(trace.link)[step], "snapshot", "to location",
                                xlabel="from location"))
+    memory_size = next((p.image.shape[0] for p in panels + snapshots
+                        if p.ylabel == "memory location"), 0)
+    rows = touched_rows([p.image for p in panels
+                         if p.key.startswith(("read_weights", "write_weights"))])
+    if memory_size > CROP_ABOVE and 0 < len(rows) < memory_size:
+        for p in panels + snapshots:
+            if p.ylabel in ("memory location", "to location"):
+                _crop(p, rows, memory_size, columns_too=p.key == "links")
     return panels + snapshots
 
 
@@ -192,6 +228,12 @@ def _draw(fig, ax, p: Panel, xlabel: bool = True) -> None:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6, min_n_ticks=2))
     if p.yticklabels is not None:
         ax.set_yticks(range(len(p.yticklabels)), p.yticklabels)
+    if p.rows is not None:  # cropped: label the drawn rows with their locations
+        ticks = np.unique(np.linspace(0, len(p.rows) - 1, min(len(p.rows), 8)).round()
+                          .astype(int))
+        ax.set_yticks(ticks, [str(r) for r in p.rows[ticks]])
+        if p.key == "links":
+            ax.set_xticks(ticks, [str(r) for r in p.rows[ticks]])
     ax.tick_params(labelsize=8)
     fig.colorbar(im, ax=ax, pad=0.01, fraction=0.025, aspect=12)
 
