@@ -1,6 +1,7 @@
 """A small SAM learns a short copy for real, with the project's Trainer:
 4-bit vectors, length 1-5, < 0.1 bits wrong per sequence on 200 held-out
-sequences (measured: converged at step 8,500, 11 s of training)."""
+sequences (measured: converged at step 8,500, 11 s of training; 7,750 steps
+since empty rows rank last in the search, 20 s on a loaded core)."""
 
 import pytest
 
