@@ -59,10 +59,10 @@ def sparse_vector(rng, size, total):
 
 def test_merge_top_sums_repeats_and_keeps_the_largest():
     idx, val = merge_top(jnp.array([4, 2, 4, 7, 1], jnp.int32),
-                         jnp.array([0.1, 0.3, 0.25, 0.05, 0.2]), 3)
+                         jnp.array([0.1, 0.3, 0.25, 0.05, 0.2]), 3, 8)
     assert dict(zip(np.asarray(idx).tolist(), np.asarray(val).tolist())) == \
         {4: np.float32(0.35), 2: np.float32(0.3), 1: np.float32(0.2)}
-    idx, val = merge_top(jnp.array([3, 3], jnp.int32), jnp.array([0.5, 0.25]), 2)
+    idx, val = merge_top(jnp.array([3, 3], jnp.int32), jnp.array([0.5, 0.25]), 2, 8)
     assert sorted(np.asarray(val).tolist()) == [0.0, 0.75]
 
 

@@ -9,12 +9,15 @@ stored twice, never as an N x N array, each with K_L slots per row:
 * ``pred`` [N, K_L]: row i's entries (j, L[i, j]): the rows written before i;
 * ``succ`` [N, K_L]: column j's entries (i, L[i, j]): the rows written after j,
 
-each as int32 indices and float values (unused slots hold value 0). With a
-sparse write weighting w (S rows) and a sparse precedence p (K_L rows), a
-step changes only the rows written, the rows p points to, and the rows whose
-list holds a written row (found through the other storage): a few hundred
-rows, each recomputed from its K_L entries plus the new ones and cut back to
-its K_L largest (`link_rows_update`).
+each as int32 indices and float values (unused slots hold value 0, at an
+unspecified index). With a sparse write weighting w (S rows) and a sparse
+precedence p (K_L rows), a step changes only the rows written, the rows p
+points to, and the rows whose list holds a written row (found through the
+other storage): a few hundred rows. Of those, only the rows that gain new
+entries (pred: the rows written, u = w; succ: the rows p points to, u = p)
+are merged with the new entries and cut back to their K_L largest
+(`link_rows_update`); the others only decay (`link_rows_decay`), which
+keeps their entries and hence their cut.
 
 The storages are cut independently (pred to K_L entries per row, succ per
 column). An entry one of them cut is not removed from the other, which no
@@ -27,39 +30,94 @@ are exact cuts of the dense update (tests/test_sparse_links.py).
 Both storages follow one rule, A'[r, c] = (1 - x_r - y_c) A[r, c] + u_r v_c
 with zero diagonal: pred is L (x = y = u = w, v = p), succ is L^T (x = y =
 w, u = p, v = w). Sparse vectors are (indices [S], values [S]) pairs;
-indices may repeat (values add up).
+indices may repeat (values add up). Repeated rows are found through [N]
+integer scratch arrays (`sparse_table`): O(N) integers per step, no
+gradient and nothing of size N kept for the backward pass, instead of
+comparisons quadratic in the few hundred rows a step touches.
 """
 
 import jax
 import jax.numpy as jnp
 
 
-def sparse_lookup(queries: jnp.ndarray, indices: jnp.ndarray,
-                  values: jnp.ndarray) -> jnp.ndarray:
-    """v[q] of a sparse vector v = (indices, values) at each query row (repeated
-    indices add up): queries [...] -> [...]."""
-    same = queries[..., None] == indices
-    return jnp.sum(jnp.where(same, values, 0.0), axis=-1)
-
-
-def merge_top(indices: jnp.ndarray, values: jnp.ndarray, k: int):
-    """The k largest entries of a sparse vector given with repeats: repeated
-    indices are summed first. With fewer than k distinct entries the rest
-    are value 0 (at some index already present).
+def sparse_table(indices: jnp.ndarray, values: jnp.ndarray, n: int):
+    """A sparse vector v = (indices [S], values [S], repeats add up) indexed by
+    row, for O(1) lookups: slot [n] int32, each row's first position in
+    `indices` (S where absent), and summed [S + 1], the row's total at its
+    first position (0 elsewhere and at S). An O(n) integer scratch, no
+    gradient; the values stay [S + 1].
 
     Args:
-      indices: [C] int32; values: [C] (non-negative).
+      indices: [S] int32 in [0, n); values: [S].
+      n: rows the indices range over.
+    Returns:
+      (slot [n] int32, summed [S + 1]).
+    """
+    S = indices.shape[0]
+    slot = jnp.full((n,), S, jnp.int32).at[indices].min(jnp.arange(S, dtype=jnp.int32))
+    return slot, jnp.zeros(S + 1, values.dtype).at[slot[indices]].add(values)
+
+
+def sparse_lookup(queries: jnp.ndarray, table) -> jnp.ndarray:
+    """v[q] at each query row, from `sparse_table(v)`: queries [...] -> [...]."""
+    slot, summed = table
+    return summed[slot[queries]]
+
+
+def merge_top(indices: jnp.ndarray, values: jnp.ndarray, k: int, n: int):
+    """The k largest entries of a sparse vector given with repeats: repeated
+    indices are summed first (each kept at its first position). With fewer
+    than k distinct entries the rest are value 0 (at some index already
+    present). Repeats are found through an [n] integer scratch
+    (`sparse_table`): O(n + C), not O(C^2).
+
+    Args:
+      indices: [C] int32 in [0, n); values: [C] (non-negative).
       k: entries kept, k <= C.
+      n: rows the indices range over.
     Returns:
       (indices [k] int32, values [k]).
     """
-    same = indices[:, None] == indices[None, :]
-    first = jnp.argmax(same, axis=1) == jnp.arange(indices.shape[0])
-    summed = jnp.sum(jnp.where(same, values[None, :], 0.0), axis=1)
-    score = jnp.where(first, jax.lax.stop_gradient(summed), -jnp.inf)
-    _, pos = jax.lax.top_k(score, k)
-    kept = jnp.isfinite(score[pos])
-    return indices[pos].astype(jnp.int32), jnp.where(kept, summed[pos], 0.0)
+    C = indices.shape[0]
+    slot, summed = sparse_table(indices, values, n)
+    first = slot[indices] == jnp.arange(C)
+    total = summed[:C]
+    _, pos = jax.lax.top_k(jnp.where(first, jax.lax.stop_gradient(total), -jnp.inf), k)
+    return indices[pos].astype(jnp.int32), jnp.where(first[pos], total[pos], 0.0)
+
+
+def merge_rows(ids: jnp.ndarray, vals: jnp.ndarray, new_ids: jnp.ndarray,
+               new_vals: jnp.ndarray):
+    """Each row's sparse vector (ids, vals) plus one shared set of new entries
+    (new_ids, new_vals), cut back to its C1 largest entries: `merge_top` of
+    the concatenation [ids, new_ids] per row (repeats summed at their first
+    position, fewer than C1 distinct entries padded with value 0 at an index
+    present), found by three small comparisons (within a row's C1 entries,
+    within the C2 new ones, and across) instead of one over C1 + C2.
+
+    Args:
+      ids, vals: [G, C1] each row's entries (non-negative values).
+      new_ids: [C2] int32 the indices added to every row.
+      new_vals: [G, C2] their values in each row (non-negative).
+    Returns:
+      (ids [G, C1] int32, vals [G, C1]).
+    """
+    k, C2 = ids.shape[-1], new_ids.shape[0]
+    same = ids[:, :, None] == ids[:, None, :]                  # [G, C1, C1]
+    first = jnp.argmax(same, axis=-1) == jnp.arange(k)
+    match = ids[:, :, None] == new_ids                         # [G, C1, C2]
+    total = (jnp.sum(jnp.where(same, vals[:, None, :], 0.0), axis=-1)
+             + jnp.sum(jnp.where(match, new_vals[:, None, :], 0.0), axis=-1))
+    new_same = new_ids[:, None] == new_ids[None, :]            # [C2, C2]
+    new_first = jnp.argmax(new_same, axis=1) == jnp.arange(C2)
+    new_total = jnp.sum(jnp.where(new_same, new_vals[:, None, :], 0.0), axis=-1)
+    new_first = new_first & ~jnp.any(match, axis=1)
+    cand_ids = jnp.concatenate([ids, jnp.broadcast_to(new_ids, new_vals.shape)], axis=1)
+    total = jnp.concatenate([total, new_total], axis=1)
+    first = jnp.concatenate([first, new_first], axis=1)
+    _, pos = jax.lax.top_k(jnp.where(first, jax.lax.stop_gradient(total), -jnp.inf), k)
+    take = lambda a: jnp.take_along_axis(a, pos, axis=1)
+    return take(cand_ids).astype(jnp.int32), jnp.where(take(first), take(total), 0.0)
 
 
 def sparse_precedence_update(p_indices: jnp.ndarray, p_values: jnp.ndarray,
@@ -74,8 +132,8 @@ def sparse_precedence_update(p_indices: jnp.ndarray, p_values: jnp.ndarray,
       (indices [K_L], values [K_L]) p_t.
     """
     scaled = (1.0 - jnp.sum(w_values)) * p_values
-    return merge_top(jnp.concatenate([p_indices, w_indices]),
-                     jnp.concatenate([scaled, w_values]), p_indices.shape[0])
+    ids, vals = merge_rows(p_indices[None], scaled[None], w_indices, w_values[None])
+    return ids[0], vals[0]
 
 
 def link_rows_update(rows: jnp.ndarray, ids: jnp.ndarray, vals: jnp.ndarray,
@@ -85,37 +143,77 @@ def link_rows_update(rows: jnp.ndarray, ids: jnp.ndarray, vals: jnp.ndarray,
     row cut to its K_L largest entries.
 
     Args:
-      rows: [U] int32 the rows recomputed.
-      ids, vals: [U, K_L] their entries (column indices and values) before.
-      x, y, u, v: sparse vectors, each (indices [S], values [S]).
+      rows: [G] int32 the rows recomputed.
+      ids, vals: [G, K_L] their entries (column indices and values) before.
+      x, y, u: `sparse_table`s of sparse vectors over the N rows.
+      v: a sparse vector (indices [V], values [V]).
     Returns:
-      (ids [U, K_L], vals [U, K_L]) the rows after.
+      (ids [G, K_L], vals [G, K_L]) the rows after.
     """
-    k = ids.shape[-1]
-    x_r, u_r = sparse_lookup(rows, *x), sparse_lookup(rows, *u)
-    kept = (1.0 - x_r[:, None] - sparse_lookup(ids, *y)) * vals
     v_idx, v_val = v
-    new_ids = jnp.broadcast_to(v_idx, (rows.shape[0],) + v_idx.shape)
-    cand_ids = jnp.concatenate([ids, new_ids], axis=1)
-    cand = jnp.concatenate([kept, u_r[:, None] * v_val[None, :]], axis=1)
-    cand = jnp.where(cand_ids == rows[:, None], 0.0, cand)
-    return jax.vmap(lambda i, c: merge_top(i, c, k))(cand_ids, cand)
+    diagonal = rows[:, None]
+    kept = (1.0 - sparse_lookup(rows, x)[:, None] - sparse_lookup(ids, y)) * vals
+    new = sparse_lookup(rows, u)[:, None] * v_val[None, :]
+    return merge_rows(ids, jnp.where(ids == diagonal, 0.0, kept), v_idx,
+                      jnp.where(v_idx == diagonal, 0.0, new))
+
+
+def link_rows_decay(rows: jnp.ndarray, ids: jnp.ndarray, vals: jnp.ndarray, x, y):
+    """`link_rows_update` on rows with u_r = 0 (they gain no entry):
+    A'[r, c] = (1 - x_r - y_c) A[r, c], same entries (their diagonal is 0
+    already), so nothing to cut.
+
+    Args:
+      rows: [U] int32; ids, vals: [U, K_L]; x, y: `sparse_table`s.
+    Returns:
+      [U, K_L] the rows' values after.
+    """
+    return (1.0 - sparse_lookup(rows, x)[:, None] - sparse_lookup(ids, y)) * vals
 
 
 def scatter_rows(ids: jnp.ndarray, vals: jnp.ndarray, rows: jnp.ndarray,
-                 new_ids: jnp.ndarray, new_vals: jnp.ndarray):
-    """Store recomputed rows (repeats in `rows` carry the same new row): the
-    values as a scatter-add of (new - old) on each row's first position, a
-    linear operation whose gradient needs nothing of the [N, K_L] storage.
+                 new_ids: jnp.ndarray, new_vals: jnp.ndarray, old_vals: jnp.ndarray):
+    """Store recomputed rows; where `rows` repeats, the first position's row is
+    stored (the others are dropped). The values as a scatter-add of
+    (new - old), a linear operation whose gradient needs nothing of the
+    [N, K_L] storage.
 
     Args:
-      ids, vals: [N, K_L] a storage; rows [U]; new_ids, new_vals [U, K_L].
+      ids, vals: [N, K_L] a storage; rows [U]; new_ids, new_vals [U, K_L];
+      old_vals [U, K_L] = vals[rows].
     Returns:
       (ids, vals) [N, K_L] updated.
     """
-    first = jnp.argmax(rows[:, None] == rows[None, :], axis=1) == jnp.arange(rows.shape[0])
-    delta = jnp.where(first[:, None], new_vals - vals[rows], 0.0)
-    return ids.at[rows].set(new_ids), vals.at[rows].add(delta)
+    n = ids.shape[0]
+    first = sparse_table(rows, jnp.zeros(rows.shape, vals.dtype), n)[0][rows] == jnp.arange(
+        rows.shape[0])
+    target = jnp.where(first, rows, n)  # out of range: dropped
+    return (ids.at[target].set(new_ids, mode="drop"),
+            vals.at[target].add(new_vals - old_vals, mode="drop"))
+
+
+def storage_update(storage, gaining: jnp.ndarray, decaying: jnp.ndarray, x, y, u, v):
+    """One storage's step: the rows `gaining` (u_r may be > 0) merged with
+    the new entries (`link_rows_update`), the rows `decaying` (u_r = 0
+    unless they are also in `gaining`, which comes first) decayed
+    (`link_rows_decay`), all stored back (`scatter_rows`).
+
+    Args:
+      storage: (ids [N, K_L] int32, vals [N, K_L]).
+      gaining: [G] int32; decaying: [U] int32 rows.
+      x, y, u: `sparse_table`s; v: (indices [V], values [V]).
+    Returns:
+      the storage after.
+    """
+    ids, vals = storage
+    g_ids, g_vals = ids[gaining], vals[gaining]
+    d_ids, d_vals = ids[decaying], vals[decaying]
+    merged_ids, merged_vals = link_rows_update(gaining, g_ids, g_vals, x, y, u, v)
+    decayed = link_rows_decay(decaying, d_ids, d_vals, x, y)
+    return scatter_rows(ids, vals, jnp.concatenate([gaining, decaying]),
+                        jnp.concatenate([merged_ids, d_ids]),
+                        jnp.concatenate([merged_vals, decayed]),
+                        jnp.concatenate([g_vals, d_vals]))
 
 
 def sparse_link_update(pred, succ, p, w):
@@ -129,13 +227,13 @@ def sparse_link_update(pred, succ, p, w):
     Returns:
       (pred, succ) after the update.
     """
+    n = pred[0].shape[0]
     w_idx = w[0]
-    pred_rows = jnp.concatenate([w_idx, succ[0][w_idx].ravel()])
-    succ_rows = jnp.concatenate([w_idx, p[0], pred[0][w_idx].ravel()])
-    new_pred = link_rows_update(pred_rows, pred[0][pred_rows], pred[1][pred_rows], w, w, w, p)
-    new_succ = link_rows_update(succ_rows, succ[0][succ_rows], succ[1][succ_rows], w, w, p, w)
-    return (scatter_rows(*pred, pred_rows, *new_pred),
-            scatter_rows(*succ, succ_rows, *new_succ))
+    w_table, p_table = sparse_table(*w, n), sparse_table(*p, n)
+    new_pred = storage_update(pred, w_idx, succ[0][w_idx].ravel(), w_table, w_table, w_table, p)
+    new_succ = storage_update(succ, p[0], jnp.concatenate([w_idx, pred[0][w_idx].ravel()]),
+                              w_table, w_table, p_table, w)
+    return new_pred, new_succ
 
 
 def sparse_directional_weightings(pred, succ, read_indices: jnp.ndarray,

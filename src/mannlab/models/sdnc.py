@@ -215,7 +215,8 @@ class SDNC(SequenceModel):
         cand_idx = jnp.concatenate([b_idx, c_idx, f_idx], axis=1)
         cand_val = jnp.concatenate([modes[:, :1] * b_val, modes[:, 1:2] * c_w,
                                     modes[:, 2:] * f_val], axis=1)
-        r_idx, r_w = jax.vmap(lambda i, v: merge_top(i, v, self.top_k))(cand_idx, cand_val)
+        r_idx, r_w = jax.vmap(lambda i, v: merge_top(i, v, self.top_k, self.memory_size))(
+            cand_idx, cand_val)
         reads = sparse_read(gather_rows(memory, r_idx), r_w)
 
         time = state.time + 1
