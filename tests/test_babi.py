@@ -21,6 +21,7 @@ from mannlab.tasks.babi import (
     BabiTask,
     Vocabulary,
     geometric_edges,
+    permute_entities,
     read_babi,
     story_example,
     tokens,
@@ -143,6 +144,49 @@ def test_embedding_inputs_are_word_ids(tmp_path):
     batch = task.sample(np.random.default_rng(0), 3)
     assert batch.inputs.ndim == 2 and batch.inputs.dtype == np.int32
     assert task.embedding.size == 8 and len(task.embedding.vocab) == 144
+
+
+def test_permuting_entities_renames_a_story_consistently(tmp_path):
+    """`permute_entities`: one renaming per story, within each group, in the
+    inputs and the answers alike; other words and the marker untouched."""
+    story = read_babi(write(tmp_path, STORY))[0]
+    words = ["-", ".", "?", "apple", "bathroom", "carrying", "football", "hallway", "is", "john",
+             "kitchen", "mary", "moved", "picked", "the", "there", "to", "took", "up", "went",
+             "what", "where"]
+    index = {w: i for i, w in enumerate(words)}
+    groups = [np.array([index["john"], index["mary"]], np.int32),
+              np.array([index["bathroom"], index["hallway"], index["kitchen"]], np.int32)]
+    example = story_example(story, index)
+    seen = set()
+    for seed in range(20):
+        renamed = permute_entities(example, groups, len(words), np.random.default_rng(seed))
+        table = {}
+        for a, b in zip(np.concatenate([example.inputs, example.targets[example.scored > 0]]),
+                        np.concatenate([renamed.inputs, renamed.targets[renamed.scored > 0]])):
+            assert table.setdefault(int(a), int(b)) == int(b)  # one renaming per story
+        for group in groups:
+            assert sorted(table.get(int(g), int(g)) for g in group if int(g) in table) == \
+                sorted(int(g) for g in group if int(g) in table)
+        others = set(table) - {int(g) for group in groups for g in group}
+        assert all(table[w] == w for w in others)
+        assert np.array_equal(renamed.scored, example.scored)
+        assert np.array_equal(renamed.targets[example.scored == 0], example.targets[example.scored == 0])
+        seen.add(table[index["mary"]])
+    assert seen == {index["john"], index["mary"]}  # both renamings occur
+
+
+def test_training_stories_are_renamed_only_with_the_option():
+    plain = BabiTask(tasks=[1], train_size="1k", train_stories=5)
+    renamed = BabiTask(tasks=[1], train_size="1k", train_stories=5, permute_entities=True)
+    a, b = (t.sample(np.random.default_rng(0), 16) for t in (plain, renamed))
+    assert not np.array_equal(a.inputs, b.inputs)
+    assert [len(g) for g in renamed.entity_groups] == [2, 2, 6, 3] and plain.entity_groups == []
+    # evaluation stories are never renamed
+    for x, y in zip(plain.splits()["test"], renamed.splits()["test"]):
+        assert np.array_equal(x.inputs, y.inputs)
+    c = parse_config({"task": {"name": "babi", "tasks": [1], "permute_entities": True},
+                      "model": {"name": "lstm"}})
+    assert c.task.build().entity_groups
 
 
 def test_scores_per_task_mean_and_failed_tasks(task8_19):

@@ -234,6 +234,8 @@ class BabiConfig(TaskSection):
     data_dir: str | None = arg(BabiTask, "data_dir",
                                description="default: the packaged data/babi")
     length_buckets: int = arg(BabiTask, "length_buckets", ge=1)
+    permute_entities: bool = arg(BabiTask, "permute_entities", description=(
+        "rename actors, rooms and objects at random in each training story (not the paper's)"))
 
     @model_validator(mode="after")
     def _distinct_tasks(self):
@@ -334,13 +336,14 @@ class SAMConfig(ModelSection):
         "figures get the memory after each step (T x N x W: small memories only)"))
     kernels: Literal["reference", "fast"] = arg(SAM, "kernels")
     search: Literal["exact", "lsh"] = arg(SAM, "search", description=(
-        "exact: similarities to all rows, then top K; lsh: random-hyperplane buckets "
-        "(approximate; memory/lsh.py)"))
-    lsh_bits: int | None = arg(SAM, "lsh_bits", ge=1, le=24,
-                               description="hyperplanes (default: log2(memory_size / 8))")
-    lsh_capacity: int = arg(SAM, "lsh_capacity", ge=1, description="rows per bucket")
-    lsh_radius: int = arg(SAM, "lsh_radius", ge=0, le=2,
-                          description="buckets within this many bits are probed")
+        "exact: similarities to all rows, then top K; lsh: the rows in the cells of the "
+        "random centroids nearest the key, re-ranked exactly (approximate; memory/lsh.py)"))
+    lsh_bits: int | None = arg(SAM, "lsh_bits", ge=0, le=20, description=(
+        "2^lsh_bits random centroids (default: 4 sqrt(memory_size) cells)"))
+    lsh_capacity: int | None = arg(SAM, "lsh_capacity", ge=1,
+                                   description="rows per cell (default: twice the mean)")
+    lsh_probes: int = arg(SAM, "lsh_probes", ge=1,
+                          description="cells nearest the key probed per search")
 
     @model_validator(mode="after")
     def _k_fits(self):

@@ -37,7 +37,11 @@ file, the last story cut after its 1,000th question); ``train_stories``, at
 most this many training stories per task (small experiments). Training
 batches draw a task uniformly, then one of its stories uniformly, so every
 task weighs the same (an epoch, `epoch_stories`, is every training story
-once).
+once). ``permute_entities`` (off by default; not the paper's protocol) gives
+each training story drawn a fresh consistent renaming within each of the
+`ENTITY_GROUPS` (the male names, the female names, the rooms, the objects
+of the generator's world), inputs and answers alike: a regulariser for small
+training sets (`permute_entities`). Evaluation stories are never renamed.
 
 **Metrics**: per story (`loss`, the training loop's) ``word_error_rate``
 (wrong answer words / answer words; lower is better: the convergence
@@ -91,6 +95,12 @@ MARKER = "-"
 PUNCTUATION = (".", "?")
 SPECIALS = (MARKER,) + PUNCTUATION
 TRAIN_SIZES = {"1k": 1_000, "10k": 10_000}
+ENTITY_GROUPS = (("daniel", "john"), ("mary", "sandra"),
+                 ("bathroom", "bedroom", "garden", "hallway", "kitchen", "office"),
+                 ("apple", "football", "milk"))
+"""Words interchangeable in every story of the generator's world: the
+actors by gender (tasks 11 and 13 refer to them as he / she), the rooms,
+the objects carried (`permute_entities`)."""
 """Training questions per task of each size."""
 FAILED = 0.05
 """A task fails with a test word error above this (the DNC paper's criterion)."""
@@ -284,6 +294,19 @@ def story_example(story: Story, index: dict[str, int], punctuation: str = "token
     return make_example(inputs, targets, scored)
 
 
+def permute_entities(example: Example, groups: list[np.ndarray], symbols: int,
+                     rng: np.random.Generator) -> Example:
+    """`example` with each group's words renamed by one random permutation
+    of the group, in its inputs [L] and its answers (targets [L] where
+    scored): the same story about other actors, rooms and objects. `groups`
+    are disjoint arrays of word ids below `symbols`."""
+    table = np.arange(symbols, dtype=np.int32)
+    for group in groups:
+        table[group] = rng.permutation(group)
+    targets = np.where(example.scored > 0, table[example.targets], example.targets)
+    return Example(table[example.inputs], targets.astype(np.int32), example.scored)
+
+
 def geometric_edges(shortest: int, longest: int, buckets: int) -> list[int]:
     """`buckets` padding edges spaced geometrically from `shortest` to
     `longest`, so a batch is padded by at most the factor (longest /
@@ -313,7 +336,8 @@ class BabiTask(SymbolSequenceTask):
     def __init__(self, tasks: tuple[int, ...] | str = "all", train_size: str = "10k",
                  train_stories: int | None = None, punctuation: str = "tokens",
                  inputs: str = "one_hot", embedding_size: int = 64,
-                 data_dir: str | None = None, length_buckets: int = 8):
+                 data_dir: str | None = None, length_buckets: int = 8,
+                 permute_entities: bool = False):
         chosen = ALL_TASKS if tasks == "all" else tuple(tasks)
         if isinstance(tasks, str) and tasks != "all":
             raise ValueError(f"babi: tasks must be 'all' or a list of task numbers, got {tasks!r}")
@@ -338,6 +362,8 @@ class BabiTask(SymbolSequenceTask):
         self.input_symbols = self.output_symbols = list(self.vocabulary.symbols)
         self.vocab_size = self.input_size = len(self.input_symbols)
         self.one_hot = inputs == "one_hot"
+        self.entity_groups = ([np.array([index[w] for w in g if w in index], np.int32)
+                               for g in ENTITY_GROUPS] if permute_entities else [])
         self.embedding = None if self.one_hot else Embedding(self.input_symbols, embedding_size)
         self.train_by_task: dict[int, list[Example]] = {}
         self.test_by_task: dict[int, list[Example]] = {}
@@ -364,15 +390,19 @@ class BabiTask(SymbolSequenceTask):
 
     def sample(self, rng: np.random.Generator, batch_size: int, length: int | None = None) -> Batch:
         """A training batch: each story from a task drawn uniformly, then one
-        of its stories uniformly; with `length`, stories of exactly that
-        many steps (as `SymbolSequenceTask.sample`)."""
+        of its stories uniformly, its entities renamed if `permute_entities`;
+        with `length`, stories of exactly that many steps (as
+        `SymbolSequenceTask.sample`, never renamed)."""
         if length is not None:
             return super().sample(rng, batch_size, length)
         picks = rng.integers(0, len(self.tasks), size=batch_size)
         examples = []
         for k in picks:
             pool = self.train_by_task[self.tasks[k]]
-            examples.append(pool[rng.integers(0, len(pool))])
+            example = pool[rng.integers(0, len(pool))]
+            if self.entity_groups:
+                example = permute_entities(example, self.entity_groups, self.vocab_size, rng)
+            examples.append(example)
         return self.make_batch(examples)
 
     def step_labels(self, batch: Batch, column: int = 0) -> list[str]:
