@@ -120,6 +120,14 @@ def test_malformed_options_are_one_line_errors(change, named, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
+def test_set_reaches_fields_the_base_config_leaves_at_their_defaults():
+    """--set train.clip_norm=5: a field the YAML does not write (default None)."""
+    options = bench.BenchOptions(models=("lstm",), tasks=("parity_check",),
+                                 sets=("train.clip_norm=5",))
+    units, _, _ = bench.plan_units(bench.SUITES["chomsky"], options)
+    assert [u.config.train.clip_norm for u in units] == [5.0]
+
+
 def test_an_unknown_suite_is_one_line(tmp_path, capsys):
     assert cli.main(["bench", "babel", "--models", "lstm", "--dir", str(tmp_path / "b")]) == 2
     assert "unknown suite 'babel' (one of chomsky, babi)" in capsys.readouterr().err

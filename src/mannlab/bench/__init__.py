@@ -243,8 +243,9 @@ def _model_sets(suite: Suite, o: BenchOptions) -> dict[str, list[str]]:
             continue
         takers = []
         for m in o.models:
-            if trees[m] is None:
-                trees[m] = _base_tree(suite, m)
+            if trees[m] is None:  # every field, those the YAML leaves at defaults too
+                trees[m] = parse_config(_base_tree(suite, m),
+                                        str(find_config(suite.models[m]))).model_dump(mode="json")
             if _has_field(trees[m], key):
                 takers.append(m)
         if not takers:
