@@ -106,7 +106,7 @@ def test_precedence_and_directional_weightings_match_the_dense_ones():
     rng = np.random.default_rng(1)
     (p_idx, p_val), p_dense = sparse_vector(rng, 3, 0.7)
     w, w_dense = sparse_vector(rng, 2, 0.6)
-    new_idx, new_val = sparse_precedence_update(p_idx, p_val, *w)
+    new_idx, new_val = sparse_precedence_update(p_idx, p_val, *w, N)
     dense = np.asarray(precedence_update(jnp.asarray(p_dense), jnp.asarray(w_dense)))
     got = np.zeros(N, np.float32)
     np.add.at(got, np.asarray(new_idx), np.asarray(new_val))

@@ -10,7 +10,7 @@ stored twice, never as an N x N array, each with K_L slots per row:
 * ``succ`` [N, K_L]: column j's entries (i, L[i, j]): the rows written after j,
 
 each as int32 indices and float values (unused slots hold value 0, at an
-unspecified index). With a sparse write weighting w (S rows) and a sparse
+unspecified index; a row's repeated indices hold 0 but for one). With a sparse write weighting w (S rows) and a sparse
 precedence p (K_L rows), a step changes only the rows written, the rows p
 points to, and the rows whose list holds a written row (found through the
 other storage): a few hundred rows. Of those, only the rows that gain new
@@ -87,74 +87,80 @@ def merge_top(indices: jnp.ndarray, values: jnp.ndarray, k: int, n: int):
 
 
 def merge_rows(ids: jnp.ndarray, vals: jnp.ndarray, new_ids: jnp.ndarray,
-               new_vals: jnp.ndarray):
-    """Each row's sparse vector (ids, vals) plus one shared set of new entries
-    (new_ids, new_vals), cut back to its C1 largest entries: `merge_top` of
-    the concatenation [ids, new_ids] per row (repeats summed at their first
-    position, fewer than C1 distinct entries padded with value 0 at an index
-    present), found by three small comparisons (within a row's C1 entries,
-    within the C2 new ones, and across) instead of one over C1 + C2.
+               new_first: jnp.ndarray, new_vals: jnp.ndarray):
+    """Each row's sparse vector (ids, vals) plus one shared set of new indices,
+    cut back to its C1 largest entries (repeats summed, as `merge_top` of the
+    concatenation; with fewer than C1 distinct entries the rest are value 0
+    at an index present). An index both in a row and among the new ones is
+    summed into the new one's position; one comparison of the row's C1
+    indices with the C2 new ones, nothing quadratic in C1 + C2.
 
     Args:
-      ids, vals: [G, C1] each row's entries (non-negative values).
-      new_ids: [C2] int32 the indices added to every row.
-      new_vals: [G, C2] their values in each row (non-negative).
+      ids, vals: [G, C1] each row's entries, non-negative; a row's repeated
+        indices hold value 0 but for one (as this function's own output).
+      new_ids: [C2] int32 the new indices (may repeat).
+      new_first: [C2] bool, whether each is its index's first position.
+      new_vals: [G, C2] at first positions each new index's total (repeats
+        summed) in each row, non-negative.
     Returns:
       (ids [G, C1] int32, vals [G, C1]).
     """
-    k, C2 = ids.shape[-1], new_ids.shape[0]
-    same = ids[:, :, None] == ids[:, None, :]                  # [G, C1, C1]
-    first = jnp.argmax(same, axis=-1) == jnp.arange(k)
-    match = ids[:, :, None] == new_ids                         # [G, C1, C2]
-    total = (jnp.sum(jnp.where(same, vals[:, None, :], 0.0), axis=-1)
-             + jnp.sum(jnp.where(match, new_vals[:, None, :], 0.0), axis=-1))
-    new_same = new_ids[:, None] == new_ids[None, :]            # [C2, C2]
-    new_first = jnp.argmax(new_same, axis=1) == jnp.arange(C2)
-    new_total = jnp.sum(jnp.where(new_same, new_vals[:, None, :], 0.0), axis=-1)
-    new_first = new_first & ~jnp.any(match, axis=1)
+    k = ids.shape[-1]
+    match = new_ids[:, None] == ids[:, None, :]                # [G, C2, C1]
+    old_live = ~jnp.any(match, axis=1)
+    new_total = new_vals + jnp.sum(jnp.where(match, vals[:, None, :], 0.0), axis=-1)
     cand_ids = jnp.concatenate([ids, jnp.broadcast_to(new_ids, new_vals.shape)], axis=1)
-    total = jnp.concatenate([total, new_total], axis=1)
-    first = jnp.concatenate([first, new_first], axis=1)
-    _, pos = jax.lax.top_k(jnp.where(first, jax.lax.stop_gradient(total), -jnp.inf), k)
+    total = jnp.concatenate([vals, new_total], axis=1)
+    live = jnp.concatenate([old_live, jnp.broadcast_to(new_first, new_vals.shape)], axis=1)
+    _, pos = jax.lax.top_k(jnp.where(live, jax.lax.stop_gradient(total), -jnp.inf), k)
     take = lambda a: jnp.take_along_axis(a, pos, axis=1)
-    return take(cand_ids).astype(jnp.int32), jnp.where(take(first), take(total), 0.0)
+    return take(cand_ids).astype(jnp.int32), jnp.where(take(live), take(total), 0.0)
+
+
+def table_firsts(indices: jnp.ndarray, table):
+    """For a sparse vector's `sparse_table`: whether each position is its
+    index's first, and there the index's total: indices [S] -> ([S] bool, [S])."""
+    slot, summed = table
+    return slot[indices] == jnp.arange(indices.shape[0]), summed[:indices.shape[0]]
 
 
 def sparse_precedence_update(p_indices: jnp.ndarray, p_values: jnp.ndarray,
-                             w_indices: jnp.ndarray, w_values: jnp.ndarray):
+                             w_indices: jnp.ndarray, w_values: jnp.ndarray, n: int):
     """DNC Methods, precedence p_t = (1 - sum_i w_i) p_{t-1} + w, kept to its
     K_L largest entries.
 
     Args:
       p_indices, p_values: [K_L] p_{t-1}.
       w_indices, w_values: [S] the write weighting w_t.
+      n: rows the indices range over.
     Returns:
       (indices [K_L], values [K_L]) p_t.
     """
+    first, total = table_firsts(w_indices, sparse_table(w_indices, w_values, n))
     scaled = (1.0 - jnp.sum(w_values)) * p_values
-    ids, vals = merge_rows(p_indices[None], scaled[None], w_indices, w_values[None])
+    ids, vals = merge_rows(p_indices[None], scaled[None], w_indices, first, total[None])
     return ids[0], vals[0]
 
 
 def link_rows_update(rows: jnp.ndarray, ids: jnp.ndarray, vals: jnp.ndarray,
-                     x, y, u, v):
+                     x, y, u, v_idx: jnp.ndarray, v):
     """DNC Methods, link matrix update, on a few rows of one sparse storage:
     A'[r, c] = (1 - x_r - y_c) A[r, c] + u_r v_c, A'[r, r] = 0, each new
-    row cut to its K_L largest entries.
+    row cut to its K_L largest entries (`merge_rows`).
 
     Args:
       rows: [G] int32 the rows recomputed.
       ids, vals: [G, K_L] their entries (column indices and values) before.
-      x, y, u: `sparse_table`s of sparse vectors over the N rows.
-      v: a sparse vector (indices [V], values [V]).
+      x, y, u, v: `sparse_table`s of sparse vectors over the N rows; v's
+        indices are v_idx [V].
     Returns:
       (ids [G, K_L], vals [G, K_L]) the rows after.
     """
-    v_idx, v_val = v
     diagonal = rows[:, None]
     kept = (1.0 - sparse_lookup(rows, x)[:, None] - sparse_lookup(ids, y)) * vals
-    new = sparse_lookup(rows, u)[:, None] * v_val[None, :]
-    return merge_rows(ids, jnp.where(ids == diagonal, 0.0, kept), v_idx,
+    first, total = table_firsts(v_idx, v)
+    new = sparse_lookup(rows, u)[:, None] * total[None, :]
+    return merge_rows(ids, jnp.where(ids == diagonal, 0.0, kept), v_idx, first,
                       jnp.where(v_idx == diagonal, 0.0, new))
 
 
@@ -185,30 +191,29 @@ def scatter_rows(ids: jnp.ndarray, vals: jnp.ndarray, rows: jnp.ndarray,
       (ids, vals) [N, K_L] updated.
     """
     n = ids.shape[0]
-    first = sparse_table(rows, jnp.zeros(rows.shape, vals.dtype), n)[0][rows] == jnp.arange(
-        rows.shape[0])
+    first, _ = table_firsts(rows, sparse_table(rows, jnp.zeros(rows.shape, vals.dtype), n))
     target = jnp.where(first, rows, n)  # out of range: dropped
     return (ids.at[target].set(new_ids, mode="drop"),
             vals.at[target].add(new_vals - old_vals, mode="drop"))
 
 
-def storage_update(storage, gaining: jnp.ndarray, decaying: jnp.ndarray, x, y, u, v):
+def storage_update(ids: jnp.ndarray, vals: jnp.ndarray, gaining: jnp.ndarray,
+                   decaying: jnp.ndarray, x, y, u, v_idx: jnp.ndarray, v):
     """One storage's step: the rows `gaining` (u_r may be > 0) merged with
     the new entries (`link_rows_update`), the rows `decaying` (u_r = 0
     unless they are also in `gaining`, which comes first) decayed
     (`link_rows_decay`), all stored back (`scatter_rows`).
 
     Args:
-      storage: (ids [N, K_L] int32, vals [N, K_L]).
+      ids, vals: [N, K_L] the storage.
       gaining: [G] int32; decaying: [U] int32 rows.
-      x, y, u: `sparse_table`s; v: (indices [V], values [V]).
+      x, y, u, v: `sparse_table`s; v_idx [V] v's indices.
     Returns:
-      the storage after.
+      (ids, vals) after.
     """
-    ids, vals = storage
     g_ids, g_vals = ids[gaining], vals[gaining]
     d_ids, d_vals = ids[decaying], vals[decaying]
-    merged_ids, merged_vals = link_rows_update(gaining, g_ids, g_vals, x, y, u, v)
+    merged_ids, merged_vals = link_rows_update(gaining, g_ids, g_vals, x, y, u, v_idx, v)
     decayed = link_rows_decay(decaying, d_ids, d_vals, x, y)
     return scatter_rows(ids, vals, jnp.concatenate([gaining, decaying]),
                         jnp.concatenate([merged_ids, d_ids]),
@@ -218,7 +223,9 @@ def storage_update(storage, gaining: jnp.ndarray, decaying: jnp.ndarray, x, y, u
 
 def sparse_link_update(pred, succ, p, w):
     """DNC Methods, link matrix L_t from L_{t-1}, p_{t-1} and w_t, on both sparse
-    storages (see the module).
+    storages (see the module): pred gains entries on the rows written (u = w,
+    v = p), succ on the rows p points to (u = p, v = w); each decays the
+    rows written and the rows the other storage lists for them.
 
     Args:
       pred, succ: each (ids [N, K_L] int32, vals [N, K_L]).
@@ -228,11 +235,12 @@ def sparse_link_update(pred, succ, p, w):
       (pred, succ) after the update.
     """
     n = pred[0].shape[0]
-    w_idx = w[0]
+    w_idx, p_idx = w[0], p[0]
     w_table, p_table = sparse_table(*w, n), sparse_table(*p, n)
-    new_pred = storage_update(pred, w_idx, succ[0][w_idx].ravel(), w_table, w_table, w_table, p)
-    new_succ = storage_update(succ, p[0], jnp.concatenate([w_idx, pred[0][w_idx].ravel()]),
-                              w_table, w_table, p_table, w)
+    new_pred = storage_update(*pred, w_idx, succ[0][w_idx].ravel(), w_table, w_table, w_table,
+                              p_idx, p_table)
+    new_succ = storage_update(*succ, p_idx, jnp.concatenate([w_idx, pred[0][w_idx].ravel()]),
+                              w_table, w_table, p_table, w_idx, w_table)
     return new_pred, new_succ
 
 

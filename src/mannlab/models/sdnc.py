@@ -204,7 +204,7 @@ class SDNC(SequenceModel):
         pred, succ = sparse_link_update((state.pred_ids, state.pred_vals),
                                         (state.succ_ids, state.succ_vals), precedence,
                                         (w_idx, w_w))
-        precedence = sparse_precedence_update(*precedence, w_idx, w_w)
+        precedence = sparse_precedence_update(*precedence, w_idx, w_w, self.memory_size)
 
         c_idx = self.search(memory, f.read_keys)
         c_w = sparse_content_weighting(gather_rows(memory, c_idx), f.read_keys,
