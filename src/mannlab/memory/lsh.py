@@ -1,23 +1,29 @@
-"""Approximate top-K search by random-hyperplane hashing (SimHash; Charikar
-2002), in pure JAX: SAM's approximate nearest-neighbour index (Rae et al.
-2016, section 3.5 uses FLANN / LSH-style indexes) kept as fixed-shape
-arrays and updated by K-row scatters.
+"""Approximate top-K search by spherical (Voronoi) hashing with query-directed
+multi-probe and exact re-ranking, in pure JAX: SAM's approximate
+nearest-neighbour index (Rae et al. 2016, section 3.5 uses FLANN / LSH
+indexes) kept as fixed-shape arrays and updated by K-row scatters.
 
-Each row's code is the signs of its projections on P fixed random
-hyperplanes (a P-bit integer); rows with the same code share a bucket, and
-vectors at a small angle share most bits. The index is a table of 2^P
-buckets with C slots each (a ring: when a bucket is full the oldest entry
-is dropped and can no longer be found), each row's bucket and slot, and
-each bucket's next slot. A query probes its own bucket and the P buckets one
-bit away (multi-probe; or also those two bits away), computes the cosine
-similarity to those at most (P + 1) C rows (1 + P + P (P - 1) / 2 buckets
-at radius 2), and takes the K best: O(P C W) (O(P^2 C W)) per query
-instead of O(N W).
+The hash is the nearest of 2^P fixed random unit vectors (the centroids) by
+cosine: spherical LSH (Terasawa & Tanaka 2007; Andoni et al. 2015's
+cross-polytope hash is the same with 2W orthogonal centroids). Its cells are
+the Voronoi cells of the centroids on the sphere, so the index is an inverted
+file over a coarse quantiser (Sivic & Zisserman 2003; Jegou et al. 2011's
+IVF) whose quantiser is random rather than learnt: it needs no training and
+stays valid whatever the memory holds, so a written row is indexed at once.
+
+The index is a table of 2^P cells with C slots each (a ring: when a cell is
+full its oldest entry is dropped and can no longer be found), each row's
+cell and slot, and each cell's next slot. A query ranks the 2^P centroids by
+cosine, probes its T nearest cells (multi-probe directed by the query, as
+Lv et al. 2007 rank a hash's neighbouring buckets) and re-ranks the at most
+T C rows found there by exact cosine, keeping the K best:
+O(2^P W + T C W) per query instead of O(N W). Re-ranking the candidates
+exactly is what makes recall@K high once the true neighbours are among them.
 
 Rows enter the index when written (`update_index`, `build_index` for a
 whole memory); rows never written are never found (for SAM they are empty).
 
-Shapes: memory [N, W]; planes [P, W]; table [2^P, C]; keys [H, W].
+Shapes: memory [N, W]; centroids [2^P, W]; table [2^P, C]; keys [H, W].
 """
 
 from typing import NamedTuple
@@ -30,8 +36,8 @@ from mannlab.memory.content import cosine_similarity
 
 class LSHIndex(NamedTuple):
     """table [2^P, C] int32 row ids (-1: empty); cursor [2^P] int32 the next
-    slot of each bucket; row_bucket [N] int32 (-1: not indexed); row_slot [N]
-    int32."""
+    slot of each cell; row_bucket [N] int32 each row's cell (-1: not
+    indexed); row_slot [N] int32."""
 
     table: jnp.ndarray
     cursor: jnp.ndarray
@@ -39,53 +45,56 @@ class LSHIndex(NamedTuple):
     row_slot: jnp.ndarray
 
 
-def random_planes(key: jax.Array, bits: int, width: int) -> jnp.ndarray:
-    """P random hyperplanes through the origin: [P, W] standard normal."""
-    return jax.random.normal(key, (bits, width))
+def random_centroids(key: jax.Array, bits: int, width: int) -> jnp.ndarray:
+    """2^P random unit vectors, uniform on the sphere (normalised standard
+    normal): [2^P, W]."""
+    c = jax.random.normal(key, (2 ** bits, width))
+    return c / jnp.linalg.norm(c, axis=-1, keepdims=True)
 
 
-def hash_codes(vectors: jnp.ndarray, planes: jnp.ndarray) -> jnp.ndarray:
-    """SimHash: code = sum_p [planes_p . v >= 0] 2^p.
+def hash_codes(vectors: jnp.ndarray, centroids: jnp.ndarray) -> jnp.ndarray:
+    """Spherical hash: the index of the centroid nearest by cosine,
+    argmax_c centroids_c . v (centroids are unit vectors, so v's norm does not
+    matter; a zero vector goes to cell 0).
 
     Args:
-      vectors: [..., W]; planes: [P, W] (P <= 30).
+      vectors: [..., W]; centroids: [2^P, W] unit rows.
     Returns:
-      [...] int32 codes in [0, 2^P).
+      [...] int32 cells in [0, 2^P).
     """
-    bits = (vectors @ planes.T >= 0).astype(jnp.int32)
-    return jnp.sum(bits << jnp.arange(planes.shape[0], dtype=jnp.int32), axis=-1)
+    return jnp.argmax(vectors @ centroids.T, axis=-1).astype(jnp.int32)
 
 
 def empty_index(rows: int, bits: int, capacity: int) -> LSHIndex:
-    """An index of N = `rows` rows, 2^bits buckets of `capacity` slots, holding nothing."""
+    """An index of N = `rows` rows, 2^bits cells of `capacity` slots, holding nothing."""
     return LSHIndex(jnp.full((2 ** bits, capacity), -1, jnp.int32),
                     jnp.zeros((2 ** bits,), jnp.int32),
                     jnp.full((rows,), -1, jnp.int32), jnp.zeros((rows,), jnp.int32))
 
 
-def build_index(memory: jnp.ndarray, planes: jnp.ndarray, capacity: int,
+def build_index(memory: jnp.ndarray, centroids: jnp.ndarray, capacity: int,
                 rows: jnp.ndarray | None = None) -> LSHIndex:
     """An index of `rows` (default: all N rows of memory), built at once: rows
-    sorted by code, the first `capacity` of each bucket kept.
+    hashed in chunks of 1,024 (no [N, 2^P] array), sorted by cell, the first
+    `capacity` of each cell kept.
 
     Args:
-      memory: [N, W]; planes: [P, W]; capacity: C.
+      memory: [N, W]; centroids: [2^P, W]; capacity: C.
       rows: optional [M] int32 distinct rows to index.
     Returns:
       LSHIndex.
     """
-    n, bits = memory.shape[0], planes.shape[0]
+    n, cells = memory.shape[0], centroids.shape[0]
     rows = jnp.arange(n, dtype=jnp.int32) if rows is None else rows.astype(jnp.int32)
-    codes = hash_codes(memory[rows], planes)
+    codes = jax.lax.map(lambda v: hash_codes(v, centroids), memory[rows], batch_size=1024)
     order = jnp.argsort(codes, stable=True)
     codes, rows = codes[order], rows[order]
     start = jnp.searchsorted(codes, codes, side="left")
     rank = jnp.arange(codes.shape[0], dtype=jnp.int32) - start.astype(jnp.int32)
     kept = rank < capacity
-    bucket = jnp.where(kept, codes, 2 ** bits)  # out of range: dropped by the scatter
-    table = jnp.full((2 ** bits, capacity), -1, jnp.int32).at[bucket, rank].set(
-        rows, mode="drop")
-    cursor = jnp.zeros((2 ** bits,), jnp.int32).at[codes].max(
+    bucket = jnp.where(kept, codes, cells)  # out of range: dropped by the scatter
+    table = jnp.full((cells, capacity), -1, jnp.int32).at[bucket, rank].set(rows, mode="drop")
+    cursor = jnp.zeros((cells,), jnp.int32).at[codes].max(
         jnp.minimum(rank + 1, capacity) % capacity)
     row_bucket = jnp.full((n,), -1, jnp.int32).at[rows].set(jnp.where(kept, codes, -1))
     row_slot = jnp.zeros((n,), jnp.int32).at[rows].set(jnp.where(kept, rank, 0))
@@ -93,13 +102,13 @@ def build_index(memory: jnp.ndarray, planes: jnp.ndarray, capacity: int,
 
 
 def update_index(index: LSHIndex, rows: jnp.ndarray, codes: jnp.ndarray) -> LSHIndex:
-    """Move each written row to the bucket of its new code (rows may repeat;
+    """Move each written row to the cell of its new code (rows may repeat;
     the last occurrence wins), as S sequential O(1) updates: remove the row
-    from its old slot, put it in its new bucket's next slot (dropping the
-    row there, if any, from the index).
+    from its old slot, put it in its new cell's next slot (dropping the row
+    there, if any, from the index).
 
     Args:
-      index: LSHIndex; rows: [S] int32; codes: [S] int32 their new codes.
+      index: LSHIndex; rows: [S] int32; codes: [S] int32 their new cells.
     Returns:
       LSHIndex.
     """
@@ -126,42 +135,64 @@ def update_index(index: LSHIndex, rows: jnp.ndarray, codes: jnp.ndarray) -> LSHI
     return jax.lax.fori_loop(0, rows.shape[0], one, index)
 
 
-def probe_masks(bits: int, radius: int) -> jnp.ndarray:
-    """The XOR masks of every code within `radius` (0, 1 or 2) bits of a
-    code: 1 + P (+ P (P - 1) / 2) masks, int32."""
-    if radius not in (0, 1, 2):
-        raise ValueError(f"radius: 0, 1 or 2 bits, got {radius!r}")
-    masks = [0]
-    if radius >= 1:
-        masks += [1 << p for p in range(bits)]
-    if radius == 2:
-        masks += [(1 << p) | (1 << q) for p in range(bits) for q in range(p + 1, bits)]
-    return jnp.array(masks, jnp.int32)
+DEFAULT_PROBES = 128
+"""T, the cells a query probes by default (at most all 2^P): with
+`default_bits` it keeps recall@8 of random keys in a random memory >= 0.9
+from N = 1K to 1M (`benchmarks/approximate_search.py`)."""
 
 
-def lsh_top_k(memory: jnp.ndarray, keys: jnp.ndarray, planes: jnp.ndarray, index: LSHIndex,
-              k: int, radius: int = 1) -> jnp.ndarray:
-    """Approximate `sparse_read.exact_top_k`: the K most similar rows among
-    those in the buckets within `radius` bits of the key's code (its own and
-    the P one bit away by default; radius 2 adds the P (P - 1) / 2 two bits
-    away). Where fewer than K indexed rows are found, the rest are filled
-    with rows 0, 1, ... (not indexed: empty for SAM). No gradient (a
-    discrete choice).
+def default_bits(rows: int) -> int:
+    """P for N = `rows`: 2^P = 4 sqrt(N) cells (P = ceil(log2(N) / 2) + 2),
+    about sqrt(N) / 4 rows per cell, so that ranking the centroids (2^P W)
+    and re-ranking T cells' rows (T C W) both grow as sqrt(N)."""
+    return -(-(max(rows, 1) - 1).bit_length() // 2) + 2  # ceil(log2 N) = (N - 1).bit_length()
+
+
+def default_capacity(rows: int, bits: int) -> int:
+    """C for N = `rows` in 2^P cells: twice the mean occupancy, at least 4
+    (at the default P, a random memory fills every row into a slot up to 1M
+    rows; `benchmarks/approximate_search.py` prints the fraction indexed)."""
+    return max(4, 2 * -(-rows // 2 ** bits))
+
+
+def default_candidates(rows: int, bits: int, probes: int = DEFAULT_PROBES) -> int:
+    """B for N = `rows` in 2^P cells, T probed: the rows T cells hold on
+    average, T ceil(N / 2^P)."""
+    return probes * -(-rows // 2 ** bits)
+
+
+def lsh_top_k(memory: jnp.ndarray, keys: jnp.ndarray, centroids: jnp.ndarray, index: LSHIndex,
+              k: int, probes: int = DEFAULT_PROBES, candidates: int | None = None
+              ) -> jnp.ndarray:
+    """Approximate `sparse_read.exact_top_k`: the K most similar rows (exact
+    cosine) among the first B = `candidates` indexed rows of the T = `probes`
+    cells whose centroids are nearest the key, taken in that order (T at
+    most all 2^P; B default T C, every slot: `default_candidates` gives the
+    rows T cells hold on average). The T C slots' row ids are compacted into
+    B (a cumulative sum and a scatter of int32) so that only B rows of the
+    memory are gathered: the gather is the cost that counts. Where fewer than
+    K indexed rows are found, the rest are filled with rows 0, 1, ... (not
+    indexed: empty for SAM). No gradient (a discrete choice).
 
     Args:
-      memory: [N, W]; keys: [H, W]; planes: [P, W]; index: LSHIndex; k: K;
-      radius: 0, 1 or 2.
+      memory: [N, W]; keys: [H, W]; centroids: [2^P, W]; index: LSHIndex;
+      k: K; probes: T; candidates: B >= K.
     Returns:
       [H, K] int32 row indices.
     """
     memory, keys = jax.lax.stop_gradient(memory), jax.lax.stop_gradient(keys)
-    code = hash_codes(keys, planes)  # [H]
-    buckets = code[:, None] ^ probe_masks(planes.shape[0], radius)[None, :]  # [H, probes]
-    cand = index.table[buckets].reshape(keys.shape[0], -1)  # [H, (P + 1) C]
-    valid = cand >= 0
-    rows = memory[jnp.maximum(cand, 0)]  # [H, M, W]
+    probes = min(probes, centroids.shape[0])
+    slots = probes * index.table.shape[1]
+    budget = slots if candidates is None else max(k, min(candidates, slots))
+    _, probed = jax.lax.top_k(keys @ centroids.T, probes)  # [H, T]
+    ids = index.table[probed].reshape(keys.shape[0], -1)  # [H, T C], nearest cells first
+    valid = ids >= 0
+    pos = jnp.where(valid, jnp.cumsum(valid, axis=1) - 1, budget)  # past the end: dropped
+    cand = jax.vmap(lambda i, p: jnp.full((budget,), -1, jnp.int32).at[p].set(i, mode="drop"))(
+        ids, pos)  # [H, B]
+    rows = memory[jnp.maximum(cand, 0)]  # [H, B, W]
     sims = jax.vmap(lambda q, r: cosine_similarity(q[None], r)[0])(keys, rows)
-    sims = jnp.where(valid, sims, -jnp.inf)
+    sims = jnp.where(cand >= 0, sims, -jnp.inf)
     best, pos = jax.lax.top_k(sims, k)
     found = jnp.take_along_axis(cand, pos, axis=1)
     fill = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), found.shape)

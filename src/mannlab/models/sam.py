@@ -48,7 +48,6 @@ are written reads fill up with the lowest empty rows, and after that read
 only written rows; the first LRU row is row 0.
 """
 
-import math
 from typing import ClassVar, Literal, NamedTuple
 
 import equinox as eqx
@@ -56,11 +55,14 @@ import jax
 import jax.numpy as jnp
 
 from mannlab.memory.lsh import (
+    DEFAULT_PROBES,
     LSHIndex,
+    default_bits,
+    default_capacity,
     empty_index,
     hash_codes,
     lsh_top_k,
-    random_planes,
+    random_centroids,
     update_index,
 )
 from mannlab.memory.sparse_read import (
@@ -84,8 +86,9 @@ from mannlab.models.controller import ControllerKind, make_controller
 
 SearchName = Literal["exact", "lsh"]
 """How a read head finds its K rows: "exact" (similarities to all N rows, then
-`jax.lax.top_k`) or "lsh" (`memory/lsh.py`: the rows in the buckets of the
-key's random-hyperplane code and those near it; approximate, sublinear)."""
+`jax.lax.top_k`) or "lsh" (`memory/lsh.py`: the rows in the cells of the
+random centroids nearest the key, re-ranked exactly; approximate,
+sublinear)."""
 
 SAM_KERNELS = {"reference": "reference", "fast": "fast"}
 """`SAM(kernels=...)`: a scan over `step` under autodiff, or the custom VJP
@@ -172,7 +175,7 @@ class SAM(SequenceModel):
     controller: eqx.Module
     interface: eqx.nn.Linear
     readout: eqx.nn.Linear
-    planes: jnp.ndarray | None
+    centroids: jnp.ndarray | None
     memory_size: int = eqx.field(static=True)
     memory_width: int = eqx.field(static=True)
     read_heads: int = eqx.field(static=True)
@@ -181,7 +184,7 @@ class SAM(SequenceModel):
     kernels: str = eqx.field(static=True)
     search_kind: str = eqx.field(static=True)
     lsh_capacity: int = eqx.field(static=True)
-    lsh_radius: int = eqx.field(static=True)
+    lsh_probes: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -199,44 +202,53 @@ class SAM(SequenceModel):
         kernels: KernelsName = "fast",
         search: SearchName = "exact",
         lsh_bits: int | None = None,
-        lsh_capacity: int = 32,
-        lsh_radius: int = 1,
+        lsh_capacity: int | None = None,
+        lsh_probes: int = DEFAULT_PROBES,
         key: jax.Array,
     ):
-        """``search="lsh"``: ``lsh_bits`` hyperplanes (None: log2(N / 8),
-        at least 4, about 8 rows per bucket), ``lsh_capacity`` rows per
-        bucket, buckets within ``lsh_radius`` bits probed. The hyperplanes
-        are fixed (a model array that never gets a gradient)."""
+        """``search="lsh"``: 2^``lsh_bits`` random centroids (None:
+        `lsh.default_bits`, 4 sqrt(N) cells), ``lsh_capacity`` rows per cell
+        (None: `lsh.default_capacity`, twice the mean), the ``lsh_probes``
+        cells nearest a key probed (default 128). The centroids are fixed (a
+        model array that never gets a gradient)."""
         choose_kernels(SAM_KERNELS, kernels)
         if search not in ("exact", "lsh"):
             raise ValueError(f"search: unknown value {search!r} (expected 'exact' or 'lsh')")
-        if lsh_radius not in (0, 1, 2):
-            raise ValueError(f"lsh_radius: 0, 1 or 2 bits, got {lsh_radius!r}")
-        if lsh_bits is None:
-            lsh_bits = max(4, round(math.log2(max(memory_size, 1) / 8)))
-        if not isinstance(lsh_bits, int) or not 1 <= lsh_bits <= 24:
-            raise ValueError(f"lsh_bits: between 1 and 24, got {lsh_bits!r}")
-        if not isinstance(lsh_capacity, int) or lsh_capacity < 1:
-            raise ValueError(f"lsh_capacity: must be a positive integer, got {lsh_capacity!r}")
         for name, value in (("memory_size", memory_size), ("memory_width", memory_width),
                             ("read_heads", read_heads), ("top_k", top_k)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
         if top_k > memory_size:
             raise ValueError(f"top_k: at most memory_size ({memory_size}) rows, got {top_k}")
+        if lsh_bits is None:
+            lsh_bits = default_bits(memory_size)
+        if not isinstance(lsh_bits, int) or not 0 <= lsh_bits <= 20:
+            raise ValueError(f"lsh_bits: between 0 and 20, got {lsh_bits!r}")
+        if lsh_capacity is None:
+            lsh_capacity = default_capacity(memory_size, lsh_bits)
+        for name, value in (("lsh_capacity", lsh_capacity), ("lsh_probes", lsh_probes)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
         self.memory_size, self.memory_width = memory_size, memory_width
         self.read_heads, self.top_k = read_heads, top_k
         self.trace_memory, self.kernels = trace_memory, kernels
-        self.search_kind, self.lsh_capacity, self.lsh_radius = search, lsh_capacity, lsh_radius
-        k_ctrl, k_if, k_out, k_planes = jax.random.split(key, 4)
-        self.planes = (random_planes(k_planes, lsh_bits, memory_width) if search == "lsh"
-                       else None)
+        self.search_kind, self.lsh_capacity, self.lsh_probes = search, lsh_capacity, lsh_probes
+        k_ctrl, k_if, k_out, k_centroids = jax.random.split(key, 4)
+        self.centroids = (random_centroids(k_centroids, lsh_bits, memory_width) if search == "lsh"
+                          else None)
         self.controller = make_controller(controller, input_size + read_heads * memory_width,
                                           controller_size, controller_layers, key=k_ctrl)
         self.interface = eqx.nn.Linear(controller_size,
                                        sam_interface_size(read_heads, memory_width), key=k_if)
         self.readout = eqx.nn.Linear(controller_size + read_heads * memory_width, output_size,
                                      key=k_out)
+
+    @property
+    def planes(self) -> jnp.ndarray | None:
+        """`centroids` [2^P, W] (or None) under the name the earlier
+        random-hyperplane index gave its parameters (kept for callers of
+        `lsh.build_index(memory, model.planes, C)`)."""
+        return self.centroids
 
     def memory_matrix(self, state: SAMState) -> jnp.ndarray:
         """[B, N, W] the memory."""
@@ -248,8 +260,9 @@ class SAM(SequenceModel):
         N, W, R, K = self.memory_size, self.memory_width, self.read_heads, self.top_k
         tile = lambda a: jnp.broadcast_to(a, (batch,) + a.shape)
         index = None
-        if self.planes is not None:
-            index = jax.tree.map(tile, empty_index(N, self.planes.shape[0], self.lsh_capacity))
+        if self.centroids is not None:
+            bits = self.centroids.shape[0].bit_length() - 1
+            index = jax.tree.map(tile, empty_index(N, bits, self.lsh_capacity))
         return SAMState(self.controller.init_state(batch),
                         jnp.zeros((batch, N, W)),
                         jnp.zeros((batch, N), jnp.int32),
@@ -268,10 +281,10 @@ class SAM(SequenceModel):
                       new_rows: jnp.ndarray) -> LSHIndex | None:
         """The LSH index after a write of `new_rows` [S, W] at `rows` [S] (None
         with the exact search)."""
-        if index is None or self.planes is None:
+        if index is None or self.centroids is None:
             return index
-        planes = jax.lax.stop_gradient(self.planes)
-        return update_index(index, rows, hash_codes(jax.lax.stop_gradient(new_rows), planes))
+        centroids = jax.lax.stop_gradient(self.centroids)
+        return update_index(index, rows, hash_codes(jax.lax.stop_gradient(new_rows), centroids))
 
     def search(self, memory: jnp.ndarray, keys: jnp.ndarray,
                index: LSHIndex | None = None) -> jnp.ndarray:
@@ -280,8 +293,8 @@ class SAM(SequenceModel):
             return exact_top_k(memory, keys, self.top_k)
         if index is None:
             raise ValueError("search: 'lsh' needs the state's index (init_state makes one)")
-        return lsh_top_k(memory, keys, jax.lax.stop_gradient(self.planes), index, self.top_k,
-                         self.lsh_radius)
+        return lsh_top_k(memory, keys, jax.lax.stop_gradient(self.centroids), index, self.top_k,
+                         self.lsh_probes)
 
     def _read(self, rows, f: SAMInterface):
         weights = sparse_content_weighting(rows, f.read_keys, f.read_strengths)
