@@ -10,14 +10,15 @@ stored twice, never as an N x N array, each with K_L slots per row:
 * ``succ`` [N, K_L]: column j's entries (i, L[i, j]): the rows written after j,
 
 each as int32 indices and float values (unused slots hold value 0, at an
-unspecified index; a row's repeated indices hold 0 but for one). With a sparse write weighting w (S rows) and a sparse
-precedence p (K_L rows), a step changes only the rows written, the rows p
-points to, and the rows whose list holds a written row (found through the
-other storage): a few hundred rows. Of those, only the rows that gain new
-entries (pred: the rows written, u = w; succ: the rows p points to, u = p)
-are merged with the new entries and cut back to their K_L largest
-(`link_rows_update`); the others only decay (`link_rows_decay`), which
-keeps their entries and hence their cut.
+unspecified index; a row's repeated indices hold 0 but for one). With a
+sparse write weighting w (S rows) and a sparse precedence p (K_L rows), a
+step changes only the rows written, the rows p points to, and the rows
+whose list holds a written row (found through the other storage): a few
+hundred rows, each recomputed whole. All of them decay
+(`link_rows_decay`); only the rows that gain new entries (pred: the rows
+written, u = w; succ: the rows p points to, u = p) are then merged with the
+new entries and cut back to their K_L largest (`link_rows_gain`); the
+others keep their entries and hence their cut.
 
 The storages are cut independently (pred to K_L entries per row, succ per
 column). An entry one of them cut is not removed from the other, which no
@@ -142,39 +143,39 @@ def sparse_precedence_update(p_indices: jnp.ndarray, p_values: jnp.ndarray,
     return ids[0], vals[0]
 
 
-def link_rows_update(rows: jnp.ndarray, ids: jnp.ndarray, vals: jnp.ndarray,
-                     x, y, u, v_idx: jnp.ndarray, v):
-    """DNC Methods, link matrix update, on a few rows of one sparse storage:
-    A'[r, c] = (1 - x_r - y_c) A[r, c] + u_r v_c, A'[r, r] = 0, each new
-    row cut to its K_L largest entries (`merge_rows`).
+def link_rows_decay(rows: jnp.ndarray, ids: jnp.ndarray, vals: jnp.ndarray, x, y):
+    """DNC Methods, link matrix update, first part, on a few rows of one
+    sparse storage: the old entries decay, (1 - x_r - y_c) A[r, c] (the
+    whole update for a row with u_r = 0: same entries, nothing to cut).
 
     Args:
-      rows: [G] int32 the rows recomputed.
-      ids, vals: [G, K_L] their entries (column indices and values) before.
-      x, y, u, v: `sparse_table`s of sparse vectors over the N rows; v's
-        indices are v_idx [V].
+      rows: [U] int32; ids, vals: [U, K_L] their entries (column indices and
+        values) before; x, y: `sparse_table`s of sparse vectors over N rows.
+    Returns:
+      [U, K_L] the decayed values.
+    """
+    return (1.0 - sparse_lookup(rows, x)[:, None] - sparse_lookup(ids, y)) * vals
+
+
+def link_rows_gain(rows: jnp.ndarray, ids: jnp.ndarray, kept: jnp.ndarray, u, v_idx: jnp.ndarray,
+                   v):
+    """DNC Methods, link matrix update, second part, on rows that may gain
+    entries: A'[r, c] = kept[r, c] + u_r v_c, A'[r, r] = 0, each row cut to
+    its K_L largest entries (`merge_rows`).
+
+    Args:
+      rows: [G] int32; ids, kept: [G, K_L] their entries, decayed
+        (`link_rows_decay`).
+      u, v: `sparse_table`s of sparse vectors over the N rows; v's indices
+        are v_idx [V].
     Returns:
       (ids [G, K_L], vals [G, K_L]) the rows after.
     """
     diagonal = rows[:, None]
-    kept = (1.0 - sparse_lookup(rows, x)[:, None] - sparse_lookup(ids, y)) * vals
     first, total = table_firsts(v_idx, v)
     new = sparse_lookup(rows, u)[:, None] * total[None, :]
     return merge_rows(ids, jnp.where(ids == diagonal, 0.0, kept), v_idx, first,
                       jnp.where(v_idx == diagonal, 0.0, new))
-
-
-def link_rows_decay(rows: jnp.ndarray, ids: jnp.ndarray, vals: jnp.ndarray, x, y):
-    """`link_rows_update` on rows with u_r = 0 (they gain no entry):
-    A'[r, c] = (1 - x_r - y_c) A[r, c], same entries (their diagonal is 0
-    already), so nothing to cut.
-
-    Args:
-      rows: [U] int32; ids, vals: [U, K_L]; x, y: `sparse_table`s.
-    Returns:
-      [U, K_L] the rows' values after.
-    """
-    return (1.0 - sparse_lookup(rows, x)[:, None] - sparse_lookup(ids, y)) * vals
 
 
 def scatter_rows(ids: jnp.ndarray, vals: jnp.ndarray, rows: jnp.ndarray,
@@ -199,10 +200,11 @@ def scatter_rows(ids: jnp.ndarray, vals: jnp.ndarray, rows: jnp.ndarray,
 
 def storage_update(ids: jnp.ndarray, vals: jnp.ndarray, gaining: jnp.ndarray,
                    decaying: jnp.ndarray, x, y, u, v_idx: jnp.ndarray, v):
-    """One storage's step: the rows `gaining` (u_r may be > 0) merged with
-    the new entries (`link_rows_update`), the rows `decaying` (u_r = 0
-    unless they are also in `gaining`, which comes first) decayed
-    (`link_rows_decay`), all stored back (`scatter_rows`).
+    """One storage's step: all the rows recomputed decay (`link_rows_decay`),
+    the rows `gaining` (u_r may be > 0) then gain the new entries and are cut
+    (`link_rows_gain`), the rows `decaying` (u_r = 0 unless they are also in
+    `gaining`, which comes first) keep their entries; all are stored back
+    (`scatter_rows`).
 
     Args:
       ids, vals: [N, K_L] the storage.
@@ -211,14 +213,13 @@ def storage_update(ids: jnp.ndarray, vals: jnp.ndarray, gaining: jnp.ndarray,
     Returns:
       (ids, vals) after.
     """
-    g_ids, g_vals = ids[gaining], vals[gaining]
-    d_ids, d_vals = ids[decaying], vals[decaying]
-    merged_ids, merged_vals = link_rows_update(gaining, g_ids, g_vals, x, y, u, v_idx, v)
-    decayed = link_rows_decay(decaying, d_ids, d_vals, x, y)
-    return scatter_rows(ids, vals, jnp.concatenate([gaining, decaying]),
-                        jnp.concatenate([merged_ids, d_ids]),
-                        jnp.concatenate([merged_vals, decayed]),
-                        jnp.concatenate([g_vals, d_vals]))
+    G = gaining.shape[0]
+    rows = jnp.concatenate([gaining, decaying])
+    old_ids, old_vals = ids[rows], vals[rows]
+    decayed = link_rows_decay(rows, old_ids, old_vals, x, y)
+    gained_ids, gained_vals = link_rows_gain(gaining, old_ids[:G], decayed[:G], u, v_idx, v)
+    return scatter_rows(ids, vals, rows, jnp.concatenate([gained_ids, old_ids[G:]]),
+                        jnp.concatenate([gained_vals, decayed[G:]]), old_vals)
 
 
 def sparse_link_update(pred, succ, p, w):
