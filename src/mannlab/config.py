@@ -344,6 +344,8 @@ class SAMConfig(ModelSection):
                                    description="rows per cell (default: twice the mean)")
     lsh_probes: int = arg(SAM, "lsh_probes", ge=1,
                           description="cells nearest the key probed per search")
+    lsh_candidates: int | None = arg(SAM, "lsh_candidates", ge=1, description=(
+        "rows of the probed cells re-ranked (default: what lsh_probes cells hold on average)"))
 
     @model_validator(mode="after")
     def _k_fits(self):

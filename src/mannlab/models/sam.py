@@ -58,6 +58,7 @@ from mannlab.memory.lsh import (
     DEFAULT_PROBES,
     LSHIndex,
     default_bits,
+    default_candidates,
     default_capacity,
     empty_index,
     hash_codes,
@@ -185,6 +186,7 @@ class SAM(SequenceModel):
     search_kind: str = eqx.field(static=True)
     lsh_capacity: int = eqx.field(static=True)
     lsh_probes: int = eqx.field(static=True)
+    lsh_candidates: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -204,13 +206,16 @@ class SAM(SequenceModel):
         lsh_bits: int | None = None,
         lsh_capacity: int | None = None,
         lsh_probes: int = DEFAULT_PROBES,
+        lsh_candidates: int | None = None,
         key: jax.Array,
     ):
         """``search="lsh"``: 2^``lsh_bits`` random centroids (None:
         `lsh.default_bits`, 4 sqrt(N) cells), ``lsh_capacity`` rows per cell
         (None: `lsh.default_capacity`, twice the mean), the ``lsh_probes``
-        cells nearest a key probed (default 128). The centroids are fixed (a
-        model array that never gets a gradient)."""
+        cells nearest a key probed (default 128), the first ``lsh_candidates``
+        rows found there re-ranked (None: `lsh.default_candidates`, the rows
+        that many cells hold on average). The centroids are fixed (a model
+        array that never gets a gradient)."""
         choose_kernels(SAM_KERNELS, kernels)
         if search not in ("exact", "lsh"):
             raise ValueError(f"search: unknown value {search!r} (expected 'exact' or 'lsh')")
@@ -226,13 +231,18 @@ class SAM(SequenceModel):
             raise ValueError(f"lsh_bits: between 0 and 20, got {lsh_bits!r}")
         if lsh_capacity is None:
             lsh_capacity = default_capacity(memory_size, lsh_bits)
-        for name, value in (("lsh_capacity", lsh_capacity), ("lsh_probes", lsh_probes)):
+        if lsh_candidates is None and isinstance(lsh_probes, int):
+            lsh_candidates = default_candidates(memory_size, lsh_bits,
+                                                min(lsh_probes, 2 ** lsh_bits))
+        for name, value in (("lsh_capacity", lsh_capacity), ("lsh_probes", lsh_probes),
+                            ("lsh_candidates", lsh_candidates)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
         self.memory_size, self.memory_width = memory_size, memory_width
         self.read_heads, self.top_k = read_heads, top_k
         self.trace_memory, self.kernels = trace_memory, kernels
         self.search_kind, self.lsh_capacity, self.lsh_probes = search, lsh_capacity, lsh_probes
+        self.lsh_candidates = lsh_candidates
         k_ctrl, k_if, k_out, k_centroids = jax.random.split(key, 4)
         self.centroids = (random_centroids(k_centroids, lsh_bits, memory_width) if search == "lsh"
                           else None)
@@ -294,7 +304,7 @@ class SAM(SequenceModel):
         if index is None:
             raise ValueError("search: 'lsh' needs the state's index (init_state makes one)")
         return lsh_top_k(memory, keys, jax.lax.stop_gradient(self.centroids), index, self.top_k,
-                         self.lsh_probes)
+                         self.lsh_probes, self.lsh_candidates)
 
     def _read(self, rows, f: SAMInterface):
         weights = sparse_content_weighting(rows, f.read_keys, f.read_strengths)
