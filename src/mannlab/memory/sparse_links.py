@@ -41,12 +41,20 @@ import jax
 import jax.numpy as jnp
 
 
+def first_slots(indices: jnp.ndarray, n: int) -> jnp.ndarray:
+    """Each row's first position in `indices`: [S] int32 in [0, n) -> [n] int32
+    (S where absent). An O(n) integer scratch and one S-element scatter, in
+    place of an S x S comparison."""
+    S = indices.shape[0]
+    return jnp.full((n,), S, jnp.int32).at[indices].min(jnp.arange(S, dtype=jnp.int32))
+
+
 def sparse_table(indices: jnp.ndarray, values: jnp.ndarray, n: int):
     """A sparse vector v = (indices [S], values [S], repeats add up) indexed by
     row, for O(1) lookups: slot [n] int32, each row's first position in
-    `indices` (S where absent), and summed [S + 1], the row's total at its
-    first position (0 elsewhere and at S). An O(n) integer scratch, no
-    gradient; the values stay [S + 1].
+    `indices` (S where absent, `first_slots`), and summed [S + 1], the row's
+    total at its first position (0 elsewhere and at S). The O(n) integer
+    scratch has no gradient; the values stay [S + 1].
 
     Args:
       indices: [S] int32 in [0, n); values: [S].
@@ -54,9 +62,8 @@ def sparse_table(indices: jnp.ndarray, values: jnp.ndarray, n: int):
     Returns:
       (slot [n] int32, summed [S + 1]).
     """
-    S = indices.shape[0]
-    slot = jnp.full((n,), S, jnp.int32).at[indices].min(jnp.arange(S, dtype=jnp.int32))
-    return slot, jnp.zeros(S + 1, values.dtype).at[slot[indices]].add(values)
+    slot = first_slots(indices, n)
+    return slot, jnp.zeros(indices.shape[0] + 1, values.dtype).at[slot[indices]].add(values)
 
 
 def sparse_lookup(queries: jnp.ndarray, table) -> jnp.ndarray:
@@ -183,18 +190,19 @@ def scatter_rows(ids: jnp.ndarray, vals: jnp.ndarray, rows: jnp.ndarray,
     """Store recomputed rows; where `rows` repeats, the first position's row is
     stored (the others are dropped). The values as a scatter-add of
     (new - old), a linear operation whose gradient needs nothing of the
-    [N, K_L] storage.
+    [N, K_L] storage; new indices only for the first G rows (the others keep
+    theirs).
 
     Args:
-      ids, vals: [N, K_L] a storage; rows [U]; new_ids, new_vals [U, K_L];
-      old_vals [U, K_L] = vals[rows].
+      ids, vals: [N, K_L] a storage; rows [U]; new_ids [G, K_L] (G <= U);
+      new_vals, old_vals [U, K_L] (old_vals = vals[rows]).
     Returns:
       (ids, vals) [N, K_L] updated.
     """
     n = ids.shape[0]
-    first, _ = table_firsts(rows, sparse_table(rows, jnp.zeros(rows.shape, vals.dtype), n))
+    first = first_slots(rows, n)[rows] == jnp.arange(rows.shape[0])
     target = jnp.where(first, rows, n)  # out of range: dropped
-    return (ids.at[target].set(new_ids, mode="drop"),
+    return (ids.at[target[:new_ids.shape[0]]].set(new_ids, mode="drop"),
             vals.at[target].add(new_vals - old_vals, mode="drop"))
 
 
@@ -218,8 +226,8 @@ def storage_update(ids: jnp.ndarray, vals: jnp.ndarray, gaining: jnp.ndarray,
     old_ids, old_vals = ids[rows], vals[rows]
     decayed = link_rows_decay(rows, old_ids, old_vals, x, y)
     gained_ids, gained_vals = link_rows_gain(gaining, old_ids[:G], decayed[:G], u, v_idx, v)
-    return scatter_rows(ids, vals, rows, jnp.concatenate([gained_ids, old_ids[G:]]),
-                        jnp.concatenate([gained_vals, decayed[G:]]), old_vals)
+    return scatter_rows(ids, vals, rows, gained_ids, jnp.concatenate([gained_vals, decayed[G:]]),
+                        old_vals)
 
 
 def sparse_link_update(pred, succ, p, w):
