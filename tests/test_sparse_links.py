@@ -10,10 +10,15 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 from mannlab.memory.sparse_links import (
+    first_slots,
+    merge_rows,
     merge_top,
     sparse_directional_weightings,
     sparse_link_update,
+    sparse_lookup,
     sparse_precedence_update,
+    sparse_table,
+    table_firsts,
     to_dense,
 )
 from mannlab.memory.temporal_links import (
@@ -64,6 +69,74 @@ def test_merge_top_sums_repeats_and_keeps_the_largest():
         {4: np.float32(0.35), 2: np.float32(0.3), 1: np.float32(0.2)}
     idx, val = merge_top(jnp.array([3, 3], jnp.int32), jnp.array([0.5, 0.25]), 2, 8)
     assert sorted(np.asarray(val).tolist()) == [0.0, 0.75]
+
+
+def test_first_slots_and_sparse_table_by_hand():
+    idx = jnp.array([3, 1, 3, 0], jnp.int32)
+    assert np.asarray(first_slots(idx, 5)).tolist() == [3, 1, 4, 0, 4]
+    table = sparse_table(idx, jnp.array([0.1, 0.2, 0.3, 0.4]), 5)
+    np.testing.assert_allclose(table[1], [0.4, 0.2, 0.0, 0.4, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(sparse_lookup(jnp.array([[3, 2], [0, 1]]), table),
+                               [[0.4, 0.0], [0.4, 0.2]], rtol=1e-6)
+    first, total = table_firsts(idx, table)
+    assert np.asarray(first).tolist() == [True, True, False, True]
+    np.testing.assert_allclose(np.where(first, total, 0), [0.4, 0.2, 0.0, 0.4], rtol=1e-6)
+
+
+def as_dict(ids, vals):
+    """A sparse vector as {index: value} of its nonzero entries (repeats summed)."""
+    out = {}
+    for i, v in zip(np.asarray(ids).tolist(), np.asarray(vals).tolist()):
+        out[i] = out.get(i, 0.0) + v
+    return {i: v for i, v in out.items() if v != 0}
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000))
+def test_merge_rows_is_merge_top_of_the_concatenation(seed):
+    """Rows with distinct live indices and value-0 repeats (as the storages
+    hold them), new indices with repeats: the same kept entries as
+    `merge_top` of each row's concatenation."""
+    rng = np.random.default_rng(seed)
+    G, k, C2 = 4, 3, 5
+    ids = np.zeros((G, k), np.int32)
+    vals = np.zeros((G, k), np.float32)
+    for g in range(G):
+        live = rng.integers(0, k + 1)
+        ids[g] = rng.choice(N, size=k, replace=False)
+        ids[g, live:] = ids[g, 0]  # value-0 repeats
+        vals[g, :live] = rng.uniform(0.01, 1.0, live)
+    new_ids = jnp.asarray(rng.integers(0, N, C2), jnp.int32)
+    new_vals = jnp.asarray(rng.uniform(0.01, 1.0, (G, C2)), jnp.float32)
+    slot = first_slots(new_ids, N)
+    first = slot[new_ids] == jnp.arange(C2)
+    # each new index's total in each row at its first position
+    totals = jax.vmap(lambda v: table_firsts(new_ids, sparse_table(new_ids, v, N))[1])(new_vals)
+    got_ids, got_vals = merge_rows(jnp.asarray(ids), jnp.asarray(vals), new_ids, first, totals)
+    for g in range(G):
+        want = merge_top(jnp.concatenate([jnp.asarray(ids[g]), new_ids]),
+                         jnp.concatenate([jnp.asarray(vals[g]), new_vals[g]]), k, N)
+        got, expect = as_dict(got_ids[g], got_vals[g]), as_dict(*want)
+        assert got.keys() == expect.keys()
+        np.testing.assert_allclose([got[i] for i in expect], list(expect.values()), rtol=1e-6)
+
+
+def test_sparse_update_with_repeated_writes_equals_the_dense_one():
+    """The write weighting with repeated rows (two heads read the same row,
+    the LRU row also read), without cuts: both storages are the dense L_t."""
+    rng = np.random.default_rng(3)
+    L = random_sparse_link(rng, 3)
+    pred, succ = storages(L, N)
+    w_idx = jnp.array([2, 5, 2, 7, 5], jnp.int32)
+    w_val = jnp.array([0.1, 0.2, 0.15, 0.05, 0.1])
+    w_dense = np.zeros(N, np.float32)
+    np.add.at(w_dense, np.asarray(w_idx), np.asarray(w_val))
+    (p_idx, p_val), p_dense = sparse_vector(rng, 4, 0.8)
+    p = (jnp.pad(p_idx, (0, N - 4)), jnp.pad(p_val, (0, N - 4)))  # K_L = N slots
+    new_pred, new_succ = sparse_link_update(pred, succ, p, (w_idx, w_val))
+    dense = np.asarray(link_update(jnp.asarray(L), jnp.asarray(p_dense), jnp.asarray(w_dense)))
+    np.testing.assert_allclose(to_dense(*new_pred, N), dense, atol=1e-6)
+    np.testing.assert_allclose(to_dense(*new_succ, N), dense.T, atol=1e-6)
 
 
 def test_sparse_update_without_cuts_equals_the_dense_one():

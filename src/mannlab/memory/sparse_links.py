@@ -72,6 +72,13 @@ def sparse_lookup(queries: jnp.ndarray, table) -> jnp.ndarray:
     return summed[slot[queries]]
 
 
+def table_firsts(indices: jnp.ndarray, table):
+    """For a sparse vector's `sparse_table`: whether each position is its
+    index's first, and there the index's total: indices [S] -> ([S] bool, [S])."""
+    slot, summed = table
+    return slot[indices] == jnp.arange(indices.shape[0]), summed[:indices.shape[0]]
+
+
 def merge_top(indices: jnp.ndarray, values: jnp.ndarray, k: int, n: int):
     """The k largest entries of a sparse vector given with repeats: repeated
     indices are summed first (each kept at its first position). With fewer
@@ -86,10 +93,7 @@ def merge_top(indices: jnp.ndarray, values: jnp.ndarray, k: int, n: int):
     Returns:
       (indices [k] int32, values [k]).
     """
-    C = indices.shape[0]
-    slot, summed = sparse_table(indices, values, n)
-    first = slot[indices] == jnp.arange(C)
-    total = summed[:C]
+    first, total = table_firsts(indices, sparse_table(indices, values, n))
     _, pos = jax.lax.top_k(jnp.where(first, jax.lax.stop_gradient(total), -jnp.inf), k)
     return indices[pos].astype(jnp.int32), jnp.where(first[pos], total[pos], 0.0)
 
@@ -123,13 +127,6 @@ def merge_rows(ids: jnp.ndarray, vals: jnp.ndarray, new_ids: jnp.ndarray,
     _, pos = jax.lax.top_k(jnp.where(live, jax.lax.stop_gradient(total), -jnp.inf), k)
     take = lambda a: jnp.take_along_axis(a, pos, axis=1)
     return take(cand_ids).astype(jnp.int32), jnp.where(take(live), take(total), 0.0)
-
-
-def table_firsts(indices: jnp.ndarray, table):
-    """For a sparse vector's `sparse_table`: whether each position is its
-    index's first, and there the index's total: indices [S] -> ([S] bool, [S])."""
-    slot, summed = table
-    return slot[indices] == jnp.arange(indices.shape[0]), summed[:indices.shape[0]]
 
 
 def sparse_precedence_update(p_indices: jnp.ndarray, p_values: jnp.ndarray,
