@@ -22,6 +22,10 @@ and a log-log plot (time per step and XLA's estimate against N).
 
     python benchmarks/sparse_scaling.py [--models ntm dnc sam sdnc] [--sizes 128 1024 ...]
         [--batches 1 16] [--repeats 5] [--json out.json] [--plot docs/figures/sparse_scaling.png]
+        [--search lsh]
+
+``--search lsh`` gives SAM the approximate search (`memory/lsh.py`, its
+defaults for N) instead of the exact one; the other models are unchanged.
 """
 
 import argparse
@@ -43,7 +47,7 @@ FIT_FRACTION = 0.5
 of the memory available when it starts."""
 
 
-def model_kwargs(name: str, n: int) -> dict:
+def model_kwargs(name: str, n: int, search: str = "exact") -> dict:
     common = {"controller_size": CONTROLLER, "memory_size": n, "memory_width": WIDTH,
               "read_heads": 1}
     if name == "ntm":
@@ -51,7 +55,7 @@ def model_kwargs(name: str, n: int) -> dict:
     if name == "dnc":
         return common
     if name == "sam":
-        return {**common, "top_k": K}
+        return {**common, "top_k": K, "search": search}
     return {**common, "top_k": K, "link_k": K_LINKS}
 
 
@@ -63,7 +67,7 @@ def available_bytes() -> int:
     return 0
 
 
-def one(name: str, n: int, batch: int, repeats: int) -> dict:
+def one(name: str, n: int, batch: int, repeats: int, search: str = "exact") -> dict:
     """Compile, estimate and (if it fits) time one configuration in this process."""
     import equinox as eqx
     import jax
@@ -83,6 +87,8 @@ def one(name: str, n: int, batch: int, repeats: int) -> dict:
     data = jax.tree.map(jnp.asarray, task.sample(np.random.default_rng(0), batch, LENGTH))
     steps = int(data.inputs.shape[0])
     result = {"model": name, "N": n, "batch": batch, "steps": steps}
+    if name == "sam":
+        result["search"] = search
 
     if name == "search":
         memory = jax.random.normal(jax.random.key(0), (batch, n, WIDTH))
@@ -99,7 +105,7 @@ def one(name: str, n: int, batch: int, repeats: int) -> dict:
     else:
         cls = {"ntm": NTM, "dnc": DNC, "sam": SAM, "sdnc": SDNC}[name]
         model = cls(task.input_size, task.output_size, key=jax.random.key(0),
-                    **model_kwargs(name, n))
+                    **model_kwargs(name, n, search))
         params, static = eqx.partition(model, eqx.is_array)
         opt = optax.chain(optax.clip(10.0), optax.rmsprop(1e-4, decay=0.95, momentum=0.9))
         opt_state = opt.init(params)
@@ -141,10 +147,10 @@ def one(name: str, n: int, batch: int, repeats: int) -> dict:
     return result
 
 
-def in_subprocess(name: str, n: int, batch: int, repeats: int) -> dict:
+def in_subprocess(name: str, n: int, batch: int, repeats: int, search: str = "exact") -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", name, str(n), str(batch),
-                          "--repeats", str(repeats)], capture_output=True, text=True,
-                         check=False)
+                          "--repeats", str(repeats), "--search", search],
+                         capture_output=True, text=True, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode or not lines:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
@@ -204,6 +210,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--plot", default=None, help="write the log-log plot here (png)")
+    p.add_argument("--search", default="exact", choices=["exact", "lsh"],
+                   help="SAM's search: exact, or approximate (memory/lsh.py)")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "N", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -211,10 +219,11 @@ def main() -> int:
 
         runtime.configure("single", cache_dir="off")
         name, n, batch = args.one[0], int(args.one[1]), int(args.one[2])
-        print(json.dumps(one(name, n, batch, args.repeats)), flush=True)
+        print(json.dumps(one(name, n, batch, args.repeats, args.search)), flush=True)
         return 0
     print(f"copy length {LENGTH} ({2 * LENGTH + 1} steps), LSTM-{CONTROLLER}, W = {WIDTH}, "
-          f"K = {K}, K_L = {K_LINKS}, one read head; median of {args.repeats}; "
+          f"K = {K}, K_L = {K_LINKS}, one read head, SAM's search {args.search}; "
+          f"median of {args.repeats}; "
           f"{os.cpu_count()} cores", flush=True)
     results = []
     for batch in args.batches:
@@ -225,7 +234,7 @@ def main() -> int:
                     r = {"model": name, "N": n, "batch": batch,
                          "skipped": "a smaller N did not fit"}
                 else:
-                    r = in_subprocess(name, n, batch, args.repeats)
+                    r = in_subprocess(name, n, batch, args.repeats, args.search)
                     dense_gone = "skipped" in r
                 results.append(r)
                 print(describe(r), flush=True)

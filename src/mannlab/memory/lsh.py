@@ -23,26 +23,66 @@ exactly is what makes recall@K high once the true neighbours are among them.
 Rows enter the index when written (`update_index`, `build_index` for a
 whole memory); rows never written are never found (for SAM they are empty).
 
-Shapes: memory [N, W]; centroids [2^P, W]; table [2^P, C]; keys [H, W].
+Shapes: memory [N, W]; centroids [2^P, W]; table [2^P + 1, C] (a scratch
+cell last); keys [H, W].
 """
 
-from typing import NamedTuple
+import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from mannlab.memory.content import cosine_similarity
 
 
-class LSHIndex(NamedTuple):
-    """table [2^P, C] int32 row ids (-1: empty); cursor [2^P] int32 the next
-    slot of each cell; row_bucket [N] int32 each row's cell (-1: not
-    indexed); row_slot [N] int32."""
+class LSHIndex(eqx.Module):
+    """The index as one int32 buffer `data` [..., L] (leading axes: a batch),
+    seen as table [2^P + 1, C] row ids (-1: empty); cursor [2^P + 1] the next
+    slot of each cell; row_bucket [N + 1] each row's cell (-1: not indexed);
+    row_slot [N + 1]. The last cell and the last row are scratch: never
+    probed, never a real row, they absorb the writes of `update_index` that a
+    condition cancels. One buffer, so that an update reads it and then
+    writes it once (two arrays each read for the other's write make XLA's
+    CPU backend copy both whole)."""
 
-    table: jnp.ndarray
-    cursor: jnp.ndarray
-    row_bucket: jnp.ndarray
-    row_slot: jnp.ndarray
+    data: jnp.ndarray
+    cells: int = eqx.field(static=True)
+    capacity: int = eqx.field(static=True)
+    rows: int = eqx.field(static=True)
+
+    def _part(self, start: int, shape: tuple) -> jnp.ndarray:
+        size = math.prod(shape)
+        return self.data[..., start:start + size].reshape(self.data.shape[:-1] + shape)
+
+    @property
+    def offsets(self) -> tuple[int, int, int]:
+        """Where cursor, row_bucket and row_slot start in `data`."""
+        cursor = (self.cells + 1) * self.capacity
+        return cursor, cursor + self.cells + 1, cursor + self.cells + 1 + self.rows + 1
+
+    @property
+    def table(self) -> jnp.ndarray:
+        return self._part(0, (self.cells + 1, self.capacity))
+
+    @property
+    def cursor(self) -> jnp.ndarray:
+        return self._part(self.offsets[0], (self.cells + 1,))
+
+    @property
+    def row_bucket(self) -> jnp.ndarray:
+        return self._part(self.offsets[1], (self.rows + 1,))
+
+    @property
+    def row_slot(self) -> jnp.ndarray:
+        return self._part(self.offsets[2], (self.rows + 1,))
+
+
+def _pack(table: jnp.ndarray, cursor: jnp.ndarray, row_bucket: jnp.ndarray,
+          row_slot: jnp.ndarray) -> LSHIndex:
+    """An LSHIndex of its four arrays (unbatched)."""
+    data = jnp.concatenate([table.ravel(), cursor, row_bucket, row_slot]).astype(jnp.int32)
+    return LSHIndex(data, table.shape[0] - 1, table.shape[1], row_bucket.shape[0] - 1)
 
 
 def random_centroids(key: jax.Array, bits: int, width: int) -> jnp.ndarray:
@@ -66,10 +106,11 @@ def hash_codes(vectors: jnp.ndarray, centroids: jnp.ndarray) -> jnp.ndarray:
 
 
 def empty_index(rows: int, bits: int, capacity: int) -> LSHIndex:
-    """An index of N = `rows` rows, 2^bits cells of `capacity` slots, holding nothing."""
-    return LSHIndex(jnp.full((2 ** bits, capacity), -1, jnp.int32),
-                    jnp.zeros((2 ** bits,), jnp.int32),
-                    jnp.full((rows,), -1, jnp.int32), jnp.zeros((rows,), jnp.int32))
+    """An index of N = `rows` rows, 2^bits cells of `capacity` slots (and the
+    scratch cell and row), holding nothing."""
+    return _pack(jnp.full((2 ** bits + 1, capacity), -1, jnp.int32),
+                 jnp.zeros((2 ** bits + 1,), jnp.int32),
+                 jnp.full((rows + 1,), -1, jnp.int32), jnp.zeros((rows + 1,), jnp.int32))
 
 
 def build_index(memory: jnp.ndarray, centroids: jnp.ndarray, capacity: int,
@@ -92,47 +133,53 @@ def build_index(memory: jnp.ndarray, centroids: jnp.ndarray, capacity: int,
     start = jnp.searchsorted(codes, codes, side="left")
     rank = jnp.arange(codes.shape[0], dtype=jnp.int32) - start.astype(jnp.int32)
     kept = rank < capacity
-    bucket = jnp.where(kept, codes, cells)  # out of range: dropped by the scatter
-    table = jnp.full((cells, capacity), -1, jnp.int32).at[bucket, rank].set(rows, mode="drop")
-    cursor = jnp.zeros((cells,), jnp.int32).at[codes].max(
+    bucket = jnp.where(kept, codes, cells + 1)  # out of range: dropped by the scatter
+    table = jnp.full((cells + 1, capacity), -1, jnp.int32).at[bucket, rank].set(
+        rows, mode="drop")
+    cursor = jnp.zeros((cells + 1,), jnp.int32).at[codes].max(
         jnp.minimum(rank + 1, capacity) % capacity)
-    row_bucket = jnp.full((n,), -1, jnp.int32).at[rows].set(jnp.where(kept, codes, -1))
-    row_slot = jnp.zeros((n,), jnp.int32).at[rows].set(jnp.where(kept, rank, 0))
-    return LSHIndex(table, cursor, row_bucket, row_slot)
+    row_bucket = jnp.full((n + 1,), -1, jnp.int32).at[rows].set(jnp.where(kept, codes, -1))
+    row_slot = jnp.zeros((n + 1,), jnp.int32).at[rows].set(jnp.where(kept, rank, 0))
+    return _pack(table, cursor, row_bucket, row_slot)
 
 
 def update_index(index: LSHIndex, rows: jnp.ndarray, codes: jnp.ndarray) -> LSHIndex:
     """Move each written row to the cell of its new code (rows may repeat;
     the last occurrence wins), as S sequential O(1) updates: remove the row
     from its old slot, put it in its new cell's next slot (dropping the row
-    there, if any, from the index).
+    there, if any, from the index); a row already in its new cell stays.
+    Each update reads the buffer, then writes its six elements in one
+    scatter; a write that a condition cancels goes to the scratch cell or
+    row. No select over a whole array (which `lax.cond` becomes under
+    `vmap`), no out-of-range scatter and no read of one array for the write
+    of another that is read for the first's (XLA's CPU backend copies whole
+    arrays for each of these): O(S) in place, not O(2^P C + N), per call.
 
     Args:
       index: LSHIndex; rows: [S] int32; codes: [S] int32 their new cells.
     Returns:
       LSHIndex.
     """
-    capacity = index.table.shape[1]
+    cells, capacity, n = index.cells, index.capacity, index.rows
+    at_cursor, at_bucket, at_slot = index.offsets
 
-    def one(i, ix: LSHIndex) -> LSHIndex:
+    def one(i, data: jnp.ndarray) -> jnp.ndarray:
         row, code = rows[i], codes[i]
-        old = ix.row_bucket[row]
+        old, old_slot = data[at_bucket + row], data[at_slot + row]
+        slot = data[at_cursor + code]
+        evicted = data[code * capacity + slot]
+        move = old != code
+        cleared = jnp.where(move & (old >= 0), old, cells)
+        cell = jnp.where(move, code, cells)
+        gone = jnp.where(move & (evicted >= 0), evicted, n)
+        at = jnp.where(move, row, n)
+        where = jnp.stack([cleared * capacity + old_slot, cell * capacity + slot,
+                           at_cursor + cell, at_bucket + gone, at_bucket + at, at_slot + at])
+        values = jnp.stack([-1, row, (slot + 1) % capacity, -1, code, slot])
+        return data.at[where].set(values, mode="promise_in_bounds")
 
-        def move(ix: LSHIndex) -> LSHIndex:
-            table = jnp.where(old >= 0, ix.table.at[jnp.maximum(old, 0), ix.row_slot[row]].set(-1),
-                              ix.table)
-            slot = ix.cursor[code]
-            evicted = table[code, slot]
-            row_bucket = jnp.where(evicted >= 0,
-                                   ix.row_bucket.at[jnp.maximum(evicted, 0)].set(-1),
-                                   ix.row_bucket)
-            return LSHIndex(table.at[code, slot].set(row),
-                            ix.cursor.at[code].set((slot + 1) % capacity),
-                            row_bucket.at[row].set(code), ix.row_slot.at[row].set(slot))
-
-        return jax.lax.cond(old == code, lambda ix: ix, move, ix)
-
-    return jax.lax.fori_loop(0, rows.shape[0], one, index)
+    data = jax.lax.fori_loop(0, rows.shape[0], one, index.data)
+    return LSHIndex(data, cells, capacity, n)
 
 
 DEFAULT_PROBES = 128
