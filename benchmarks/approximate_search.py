@@ -85,7 +85,7 @@ def main() -> int:
         memory = jax.random.normal(jax.random.key(0), (n, W))
         centroids = random_centroids(jax.random.key(1), bits, W)
         index = jax.jit(build_index, static_argnums=2)(memory, centroids, capacity)
-        indexed = float(np.mean(np.asarray(index.row_bucket) >= 0))
+        indexed = float(np.mean(np.asarray(index.row_bucket[:n]) >= 0))
         targets = jax.random.choice(jax.random.key(2), n, (QUERIES,), replace=False)
         noise = jax.random.normal(jax.random.key(3), (QUERIES, W))
         kinds = (("near", memory[targets] + 0.1 * noise),
