@@ -15,10 +15,15 @@ The index is a table of 2^P cells with C slots each (a ring: when a cell is
 full its oldest entry is dropped and can no longer be found), each row's
 cell and slot, and each cell's next slot. A query ranks the 2^P centroids by
 cosine, probes its T nearest cells (multi-probe directed by the query, as
-Lv et al. 2007 rank a hash's neighbouring buckets) and re-ranks the at most
-T C rows found there by exact cosine, keeping the K best:
-O(2^P W + T C W) per query instead of O(N W). Re-ranking the candidates
-exactly is what makes recall@K high once the true neighbours are among them.
+Lv et al. 2007 rank a hash's neighbouring buckets), compacts the row ids
+found there, nearest cells first, into B candidates and re-ranks those by
+exact cosine, keeping the K best: O(2^P W + T C + B W) per query instead of
+O(N W). Re-ranking the candidates exactly is what makes recall@K high once
+the true neighbours are among them. Defaults (`default_bits`,
+`default_capacity`, `DEFAULT_PROBES`, `default_candidates`): 2^P = 4 sqrt(N)
+cells, C twice the mean, T = 128, B the rows T cells hold on average, all
+growing as sqrt(N); recall@8 against the exact top 8 in a random memory of
+W = 20 is 0.93-0.99 from N = 1K to 1M (`benchmarks/approximate_search.py`).
 
 Rows enter the index when written (`update_index`, `build_index` for a
 whole memory); rows never written are never found (for SAM they are empty).
