@@ -196,7 +196,7 @@ def test_lsh_search_fast_equals_reference_and_covering_probes_equal_exact():
     ref, fast, exact = model("reference", **lsh), model("fast", **lsh), model("fast")
     state = ref.init_state(B)
     state = state._replace(memory=0.3 * jax.random.normal(jax.random.key(2), state.memory.shape))
-    index = jax.vmap(lambda m: build_index(m, ref.planes, 6))(state.memory)
+    index = jax.vmap(lambda m: build_index(m, ref.centroids, 6))(state.memory)
     (v_ref, g_ref), (v_fast, g_fast) = (
         value_and_grads(m, xs, state._replace(index=index), None) for m in (ref, fast))
     np.testing.assert_allclose(v_fast, v_ref, rtol=1e-6)

@@ -48,12 +48,13 @@ def test_bad_values_are_one_line_errors(model, message):
 def test_lsh_search_from_a_config():
     cfg = parse_config({"task": {"name": "copy", "bits": 4},
                         "model": {"name": "sam", "memory_size": 1024, "search": "lsh",
-                                  "lsh_radius": 2}})
+                                  "lsh_probes": 64}})
     model = cfg.model.build(6, 4, jax.random.key(0))
-    assert (model.search_kind, model.lsh_radius, model.planes.shape) == ("lsh", 2, (7, 20))
-    assert model.init_state(2).index.table.shape == (2, 128, 32)
-    with pytest.raises(ConfigError, match="model.lsh_radius") as err:
-        parse_config({"task": {"name": "copy"}, "model": {"name": "sam", "lsh_radius": 3}})
+    assert (model.search_kind, model.lsh_probes, model.lsh_candidates,
+            model.centroids.shape) == ("lsh", 64, 512, (128, 20))
+    assert model.init_state(2).index.table.shape == (2, 129, 16)
+    with pytest.raises(ConfigError, match="model.lsh_probes") as err:
+        parse_config({"task": {"name": "copy"}, "model": {"name": "sam", "lsh_probes": 0}})
     assert "\n" not in str(err.value)
 
 

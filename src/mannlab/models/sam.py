@@ -253,13 +253,6 @@ class SAM(SequenceModel):
         self.readout = eqx.nn.Linear(controller_size + read_heads * memory_width, output_size,
                                      key=k_out)
 
-    @property
-    def planes(self) -> jnp.ndarray | None:
-        """`centroids` [2^P, W] (or None) under the name the earlier
-        random-hyperplane index gave its parameters (kept for callers of
-        `lsh.build_index(memory, model.planes, C)`)."""
-        return self.centroids
-
     def memory_matrix(self, state: SAMState) -> jnp.ndarray:
         """[B, N, W] the memory."""
         return state.memory
