@@ -2,7 +2,7 @@
 dense NTM and DNC against the sparse SAM and SDNC (issue 18).
 
 Setting, the same for every model: copy task, 8-bit vectors, length 10
-(21 time steps), LSTM-100 controller, word size W = 20, one read head (the
+(21 time steps; ``--length L``: 2 L + 1), LSTM-100 controller, word size W = 20, one read head (the
 NTM: one read and one write head), K = 8 rows per read (SAM, SDNC), K_L = 8
 link entries per row and column (SDNC), batch 1 and 16. The step is the
 training step: forward, backward and an RMSprop update, jitted.
@@ -22,7 +22,7 @@ and a log-log plot (time per step and XLA's estimate against N).
 
     python benchmarks/sparse_scaling.py [--models ntm dnc sam sdnc] [--sizes 128 1024 ...]
         [--batches 1 16] [--repeats 5] [--json out.json] [--plot docs/figures/sparse_scaling.png]
-        [--search lsh]
+        [--search lsh] [--length 10]
 
 ``--search lsh`` gives SAM the approximate search (`memory/lsh.py`, its
 defaults for N) instead of the exact one; the other models are unchanged.
@@ -67,7 +67,8 @@ def available_bytes() -> int:
     return 0
 
 
-def one(name: str, n: int, batch: int, repeats: int, search: str = "exact") -> dict:
+def one(name: str, n: int, batch: int, repeats: int, search: str = "exact",
+        length: int = LENGTH) -> dict:
     """Compile, estimate and (if it fits) time one configuration in this process."""
     import equinox as eqx
     import jax
@@ -83,8 +84,8 @@ def one(name: str, n: int, batch: int, repeats: int, search: str = "exact") -> d
     from mannlab.tasks.copy import CopyTask
     from mannlab.training.step import sequence_loss
 
-    task = CopyTask(bits=BITS, min_length=LENGTH, max_length=LENGTH)
-    data = jax.tree.map(jnp.asarray, task.sample(np.random.default_rng(0), batch, LENGTH))
+    task = CopyTask(bits=BITS, min_length=length, max_length=length)
+    data = jax.tree.map(jnp.asarray, task.sample(np.random.default_rng(0), batch, length))
     steps = int(data.inputs.shape[0])
     result = {"model": name, "N": n, "batch": batch, "steps": steps}
     if name == "sam":
@@ -147,9 +148,11 @@ def one(name: str, n: int, batch: int, repeats: int, search: str = "exact") -> d
     return result
 
 
-def in_subprocess(name: str, n: int, batch: int, repeats: int, search: str = "exact") -> dict:
+def in_subprocess(name: str, n: int, batch: int, repeats: int, search: str = "exact",
+                  length: int = LENGTH) -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", name, str(n), str(batch),
-                          "--repeats", str(repeats), "--search", search],
+                          "--repeats", str(repeats), "--search", search,
+                          "--length", str(length)],
                          capture_output=True, text=True, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode or not lines:
@@ -212,6 +215,8 @@ def main() -> int:
     p.add_argument("--plot", default=None, help="write the log-log plot here (png)")
     p.add_argument("--search", default="exact", choices=["exact", "lsh"],
                    help="SAM's search: exact, or approximate (memory/lsh.py)")
+    p.add_argument("--length", type=int, default=LENGTH,
+                   help="copy length L (2 L + 1 time steps)")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "N", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -219,9 +224,10 @@ def main() -> int:
 
         runtime.configure("single", cache_dir="off")
         name, n, batch = args.one[0], int(args.one[1]), int(args.one[2])
-        print(json.dumps(one(name, n, batch, args.repeats, args.search)), flush=True)
+        print(json.dumps(one(name, n, batch, args.repeats, args.search, args.length)),
+              flush=True)
         return 0
-    print(f"copy length {LENGTH} ({2 * LENGTH + 1} steps), LSTM-{CONTROLLER}, W = {WIDTH}, "
+    print(f"copy length {args.length} ({2 * args.length + 1} steps), LSTM-{CONTROLLER}, W = {WIDTH}, "
           f"K = {K}, K_L = {K_LINKS}, one read head, SAM's search {args.search}; "
           f"median of {args.repeats}; "
           f"{os.cpu_count()} cores", flush=True)
@@ -234,7 +240,7 @@ def main() -> int:
                     r = {"model": name, "N": n, "batch": batch,
                          "skipped": "a smaller N did not fit"}
                 else:
-                    r = in_subprocess(name, n, batch, args.repeats, args.search)
+                    r = in_subprocess(name, n, batch, args.repeats, args.search, args.length)
                     dense_gone = "skipped" in r
                 results.append(r)
                 print(describe(r), flush=True)
