@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 from mannlab.memory.sparse_links import (
+    column_decay,
+    first_in_rows,
     first_slots,
     merge_rows,
     merge_top,
@@ -173,6 +175,68 @@ def test_sparse_update_is_the_dense_one_cut_to_its_largest_entries(seed):
             np.testing.assert_allclose(vals[r][live], full[r, ids[r][live]], rtol=1e-5)
             kth = np.sort(full[r])[::-1][:k]
             np.testing.assert_allclose(np.sort(vals[r])[::-1], kth, rtol=1e-5, atol=1e-7)
+
+
+def test_first_in_rows_by_hand():
+    got = first_in_rows(jnp.array([[2, 3, 2, 2], [1, 0, 4, 0]], jnp.int32))
+    assert np.asarray(got).tolist() == [[True, True, False, False], [True, True, True, False]]
+
+
+def test_column_decay_by_hand():
+    """Columns 2 (written twice: y_2 = 0.1 + 0.15) and 4 (y_4 = 0.25): each
+    listed row's first slot for the column decays once, however often the
+    row is listed (value-0 repeats) or the column written; row 1 (recomputed
+    whole) and row 4 (holds column 2, not listed: a cut) keep theirs."""
+    ids = jnp.array([[2, 3, 2], [2, 0, 0], [0, 0, 0], [4, 4, 4], [2, 2, 2]], jnp.int32)
+    vals = jnp.array([[0.4, 0.2, 0.0], [0.5, 0.1, 0.0], [0.0, 0.0, 0.0], [0.3, 0.0, 0.0],
+                      [0.6, 0.0, 0.0]])
+    c_idx = jnp.array([2, 4, 2], jnp.int32)
+    found = jnp.array([[0, 1, 0], [3, 3, 3], [0, 1, 0]], jnp.int32)
+    y = sparse_table(c_idx, jnp.array([0.1, 0.25, 0.15]), 5)
+    got = column_decay(ids, vals, found, c_idx, y, jnp.array([1], jnp.int32))
+    want = np.asarray(vals).copy()
+    want[0, 0] *= 0.75
+    want[3, 0] *= 0.75
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_after_a_cut_an_entry_not_listed_by_the_other_storage_keeps_its_value():
+    """pred holds L[0, 2] = 0.3, which succ cut (its list for column 2 holds
+    rows 1 and 3). Writing row 2 (w_2 = 0.5, p = 0): the dense update halves
+    every entry in row 2 and column 2; succ's row 2 is recomputed whole and
+    pred's L[1, 2], found through succ, decays, but L[0, 2] keeps 0.3."""
+    pred = (jnp.array([[2, 2], [2, 2], [0, 0], [0, 0]], jnp.int32),
+            jnp.array([[0.3, 0.0], [0.4, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+    succ = (jnp.array([[0, 0], [0, 0], [1, 3], [0, 0]], jnp.int32),
+            jnp.array([[0.0, 0.0], [0.0, 0.0], [0.4, 0.5], [0.0, 0.0]]))
+    p = (jnp.array([3, 3], jnp.int32), jnp.zeros(2))
+    w = (jnp.array([2], jnp.int32), jnp.array([0.5]))
+    (_, pred_vals), (_, succ_vals) = sparse_link_update(pred, succ, p, w)
+    np.testing.assert_allclose(pred_vals[:2], [[0.3, 0.0], [0.2, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(succ_vals[2], [0.2, 0.25], rtol=1e-6)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000))
+def test_steps_without_cuts_equal_the_dense_ones(seed):
+    """From empty storages (every index 0), six steps with repeated write rows
+    and K_L = N: both storages are the dense L_t, the precedence the dense
+    p_t, at every step."""
+    rng = np.random.default_rng(seed)
+    zeros = (jnp.zeros((N, N), jnp.int32), jnp.zeros((N, N)))
+    pred, succ, p = zeros, zeros, (jnp.zeros(N, jnp.int32), jnp.zeros(N))
+    L, p_dense = jnp.zeros((N, N)), jnp.zeros(N)
+    for _ in range(6):
+        w_idx = jnp.asarray(rng.integers(0, N, 4), jnp.int32)
+        w_val = jnp.asarray(rng.dirichlet(np.ones(4)) * rng.uniform(0.2, 1.0), jnp.float32)
+        w_dense = jnp.zeros(N).at[w_idx].add(w_val)
+        pred, succ = sparse_link_update(pred, succ, p, (w_idx, w_val))
+        p = sparse_precedence_update(*p, w_idx, w_val, N)
+        L = link_update(L, p_dense, w_dense)
+        p_dense = precedence_update(p_dense, w_dense)
+        np.testing.assert_allclose(to_dense(*pred, N), L, atol=1e-6)
+        np.testing.assert_allclose(to_dense(*succ, N), L.T, atol=1e-6)
+        np.testing.assert_allclose(jnp.zeros(N).at[p[0]].add(p[1]), p_dense, atol=1e-6)
 
 
 def test_precedence_and_directional_weightings_match_the_dense_ones():
