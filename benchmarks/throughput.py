@@ -15,7 +15,8 @@ in the same run: `plain_jax_ntm.py` and `plain_jax_dnc.py`, the same step
 written directly in JAX (what the issues' "throwaway JAX prototype" and
 "throwaway JAX DNC" describe). The two are timed in alternation and the line
 gives the ratio, which unlike absolute figures carries over between machines
-and loads.
+and loads. SAM and SDNC are likewise timed in alternation with the dense DNC
+(`DENSE_OF`).
 
 `--check` times nothing: it verifies that each baseline is the same model as
 mannlab's (same loss, gradients and optimiser update for the same
@@ -42,6 +43,11 @@ OVERRIDES = {"sam": ["model.read_heads=4", "model.trace_memory=false"],
 SDNC at the DNC's benchmark size, memory 128 x 20 and 4 read heads)."""
 BASELINES = {"ntm": "plain_jax_ntm", "dnc": "plain_jax_dnc"}
 """The plain-JAX baseline of each model: a module next to this script."""
+
+
+DENSE_OF = {"sam": "dnc", "sdnc": "dnc"}
+"""The sparse models' lines: timed in alternation with the dense DNC (issue
+18's target: SDNC >= 2x the DNC at batch 16 and 64)."""
 
 
 def mannlab_runner(model: str, batch: int, seeds: int, calls: int, steps_per_call: int = 1):
@@ -325,6 +331,13 @@ def main() -> int:
                 print(f"plain-JAX {model.upper()} batch {batch:3d}    {base:8.0f} seq/s (baseline; "
                       f"mannlab {ours:.0f} in alternation, ratio {ours / base:.2f})",
                       flush=True)
+            if model in DENSE_OF:
+                dense, sparse = time_alternately(
+                    [mannlab_runner(DENSE_OF[model], batch, 1, steps),
+                     mannlab_runner(model, batch, 1, steps)], steps * batch, args.repeats)
+                print(f"{model:5s} batch {batch:3d} against {DENSE_OF[model]} {sparse:6.0f} seq/s "
+                      f"({DENSE_OF[model]} {dense:.0f} in alternation, ratio "
+                      f"{sparse / dense:.2f})", flush=True)
             if batch == 1 and per_call > 1:
                 calls = max(2, steps // per_call)
                 one, many = time_alternately(
