@@ -78,8 +78,8 @@ def time_figure(data: dict):
                   for s in summary]
         shown = [(k, v) for k, v in enumerate(values) if v]
         if shown:
-            ax.boxplot([v for _, v in shown], positions=[k for k, _ in shown], vert=False,
-                       widths=0.5, showfliers=False)
+            ax.boxplot([v for _, v in shown], positions=[k for k, _ in shown],
+                       orientation="horizontal", widths=0.5, showfliers=False)
         for k, v in enumerate(values):
             ax.scatter(v, k + rng.uniform(-0.15, 0.15, len(v)), s=14, color="#2a9d4b",
                        alpha=0.8, zorder=3)
