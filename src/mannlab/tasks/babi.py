@@ -95,13 +95,13 @@ MARKER = "-"
 PUNCTUATION = (".", "?")
 SPECIALS = (MARKER,) + PUNCTUATION
 TRAIN_SIZES = {"1k": 1_000, "10k": 10_000}
+"""Training questions per task of each size."""
 ENTITY_GROUPS = (("daniel", "john"), ("mary", "sandra"),
                  ("bathroom", "bedroom", "garden", "hallway", "kitchen", "office"),
                  ("apple", "football", "milk"))
 """Words interchangeable in every story of the generator's world: the
 actors by gender (tasks 11 and 13 refer to them as he / she), the rooms,
 the objects carried (`permute_entities`)."""
-"""Training questions per task of each size."""
 FAILED = 0.05
 """A task fails with a test word error above this (the DNC paper's criterion)."""
 DATA_DIR = "babi"
